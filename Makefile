@@ -1,0 +1,26 @@
+# The two commands a newcomer needs are `make demo` and `make test` (see README).
+PYTHON ?= python3
+
+.PHONY: install demo test test-fast test-server lint servers
+
+install:
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+demo: install
+	mailwarden trace samples/ --summary
+
+servers:
+	bash scripts/install-test-servers.sh
+
+# Everything: installs the real servers (as root), the package, then runs the whole suite.
+test: servers install
+	$(PYTHON) -m pytest -q
+
+test-fast: install
+	$(PYTHON) -m pytest -q -m "not server and not slow"
+
+test-server: servers install
+	$(PYTHON) -m pytest -q -m server
+
+lint:
+	ruff check src tests bench

@@ -1,0 +1,7 @@
+"""Allow `python -m mailwarden`."""
+
+import sys
+
+from mailwarden.cli import main
+
+sys.exit(main())
