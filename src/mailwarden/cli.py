@@ -68,7 +68,7 @@ def _register_commands() -> None:
     # command module fails loudly at start-up rather than at first use.
     import importlib
 
-    for name in ("trace", "logs", "hunt", "audit", "prune"):
+    for name in ("trace", "logs", "hunt", "audit", "prune"):  # hunt also registers `report`
         try:
             module = importlib.import_module(f"mailwarden.commands.{name}")
         except ModuleNotFoundError as exc:
