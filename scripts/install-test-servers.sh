@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real servers and reference tools the test suite and bench/ use:
-# Postfix + Dovecot (real-server tests), SpamAssassin, pflogsumm (benchmarks),
+# Postfix + Dovecot (real-server tests; openssl makes the throw-away TLS
+# certificate of tests/server/harness.py), SpamAssassin, pflogsumm (benchmarks),
 # Chromium (HTML report test). Debian/Ubuntu, as root; elsewhere it says what it
 # skipped and the tests that need those programs skip themselves.
 set -euo pipefail
 
-PACKAGES=(postfix dovecot-core dovecot-imapd spamassassin pflogsumm chromium)
+PACKAGES=(postfix dovecot-core dovecot-imapd openssl spamassassin pflogsumm chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -140,13 +140,22 @@ def _local(f: Facts) -> Decision | None:
     return _local_decision(f, "bound-local", local) if local else None
 
 
+# The addresses local processes (webmail, content filters, scripts) use to reach the MTA on
+# the same machine. Only these two: the rest of 127.0.0.0/8 is loopback too, but is used
+# for deliberately separate listeners (and by our tests to play outside hosts), so such a
+# client is judged like any other address: trusted networks first, else external.
+SERVER_SELF = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+
+
 def _loopback(f: Facts) -> Decision | None:
     hop = f.our_hop
     if hop is None:
         return None
     addr = f.client_addr
+    if addr is not None and getattr(addr, "ipv4_mapped", None):
+        addr = addr.ipv4_mapped
     fromless = hop.from_name is None and hop.from_ip is None
-    if (addr is not None and addr.is_loopback) or (fromless and addr is None):
+    if (addr is not None and addr in SERVER_SELF) or (fromless and addr is None):
         how = f"loopback {addr}" if addr is not None else "a stamp with no sending host"
         return Decision(Verdict.LOCAL_SUBMISSION, "loopback",
                         f"our accepting hop shows {how}: the message was submitted on the server itself",
@@ -199,7 +208,7 @@ RULES: tuple[tuple[str, Callable[[Facts], Decision | None]], ...] = (
     ("hop-local", _hop_local),       # our hop's own line says local hand-over (Exim local, pickup)
     ("bound-auth", _auth),           # AUTH at our hop -> the account's password is known
     ("bound-local", _local),         # uid / local user / PHP script at our hop
-    ("loopback", _loopback),         # 127.0.0.1 or a from-less stamp: webmail or a local process
+    ("loopback", _loopback),         # 127.0.0.1/::1 or a from-less stamp: webmail or a local process
     ("trusted-network", _trusted),   # relayed for a trusted (or inferred private) client
     ("external", _external),         # a client outside: look at the SMTP-IN session
 )
