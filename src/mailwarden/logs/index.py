@@ -1,0 +1,746 @@
+"""The DuckDB log index: open or create it, load logs incrementally, answer `find --db`.
+
+Tables (schema.sql, docs/log-index.md) mirror ``logs/model.py``. Postfix syslog files go
+through the columnar SQL path (``columnar_postfix.py``); Exim and MDaemon logs through the
+Python readers and ``SessionAssembler`` (``find.read_sessions``), inserted in Arrow batches.
+
+Incremental rule, per input file:
+
+* same size and fingerprint (sha256 of size + first 64 KiB + last 64 KiB) as a loaded
+  source -> skipped; when the path differs (logrotate renamed ``mail.log`` to
+  ``mail.log.1``) the stored path is updated ("renamed");
+* same first bytes as a loaded source (hash of its first min(size, 64 KiB) bytes) but
+  larger -> the file grew: its old rows are deleted and the whole file is loaded again, so
+  that a session cut by the old end of file comes back whole ("reloaded");
+* anything else -> a new source ("loaded").
+
+A file that fails to load leaves nothing behind (its rows are deleted again). Input DuckDB
+cannot read as is (invalid UTF-8, CR line ends, a line over 1 MiB, bzip2/xz,
+stdin) is first copied to a clean temporary file (bad bytes replaced, long lines cut).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from mailwarden.errors import FormatNotRecognised, InputError, MailwardenError
+from mailwarden.logs import columnar_postfix
+from mailwarden.logs.columnar_postfix import ID_BASE, MAX_LINE_BYTES
+from mailwarden.logs.model import LogLine, Recipient, Session, Transaction
+
+SCHEMA_VERSION = "1"
+HEAD_BYTES = 64 * 1024
+SANITIZE_CHUNK = 4 << 20
+# find_sessions without a message id / queue id returns at most this many sessions.
+DEFAULT_FIND_LIMIT = 1000
+
+ProgressFn = Callable[[str, int], None]   # (what is happening, bytes of input finished)
+
+
+class IndexUnavailable(InputError):
+    """Raised when the index database cannot be opened (locked, not a DuckDB file, newer schema)."""
+
+
+@dataclass(slots=True)
+class SourceResult:
+    """What happened to one input of `index_logs`."""
+
+    path: str
+    status: str                 # loaded, reloaded, skipped, renamed, failed
+    dialect: str | None = None
+    source_id: int | None = None
+    size: int = 0
+    lines: int = 0
+    unparsed: int = 0
+    other: int = 0
+    sessions: int = 0
+    seconds: float = 0.0
+    cleaned: bool = False       # went through the clean temporary copy
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class IndexSummary:
+    """The result of one `index_logs` run (``logs index --json``)."""
+
+    db: str
+    sources: list[SourceResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[SourceResult]:
+        return [s for s in self.sources if s.status == "failed"]
+
+    def totals(self) -> dict[str, int]:
+        loaded = [s for s in self.sources if s.status in ("loaded", "reloaded")]
+        return {
+            "files": len(self.sources),
+            "loaded": len(loaded),
+            "skipped": sum(1 for s in self.sources if s.status in ("skipped", "renamed")),
+            "failed": len(self.failed),
+            "lines": sum(s.lines for s in loaded),
+            "unparsed": sum(s.unparsed for s in loaded),
+            "sessions": sum(s.sessions for s in loaded),
+        }
+
+    def to_json(self) -> dict:
+        return {"db": self.db, "seconds": round(self.seconds, 3), "totals": self.totals(),
+                "sources": self.sources}
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+def schema_sql() -> str:
+    return resources.files("mailwarden.logs").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def connect(db_path: str | os.PathLike, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (and for writing, create) the index; raises IndexUnavailable with a one-line reason."""
+    path = str(db_path)
+    if read_only and not Path(path).exists():
+        raise IndexUnavailable(f"{path}: no such index (create it with `mailwarden logs index LOG --db {path}`)")
+    try:
+        con = duckdb.connect(path, read_only=read_only)
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise IndexUnavailable(f"{path}: cannot open the index: {first}") from None
+    with contextlib.suppress(duckdb.Error):
+        con.execute("SET enable_progress_bar = false")
+    try:
+        if not read_only:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if tables and "meta" not in tables:  # someone else's database: leave it alone
+                raise IndexUnavailable(f"{path}: a DuckDB database, but not a mailwarden log index")
+            ensure_schema(con)
+        check_schema(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in schema_sql().split(";\n"):
+        if statement.strip() and not all(line.strip().startswith("--") or not line.strip()
+                                         for line in statement.splitlines()):
+            con.execute(statement)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except duckdb.Error:
+        raise IndexUnavailable(f"{path}: not a mailwarden log index") from None
+    if row is None or row[0] != SCHEMA_VERSION:
+        raise IndexUnavailable(f"{path}: index schema version {row[0] if row else '?'} is not {SCHEMA_VERSION}")
+
+
+# -- fingerprints ---------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Fingerprint:
+    size: int
+    fingerprint: str
+    head_hash: str
+    head_len: int
+
+
+def fingerprint_file(path: str) -> Fingerprint:
+    """size, sha256(size + first 64 KiB + last 64 KiB), sha256(first min(size, 64 KiB))."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(HEAD_BYTES)
+        if size > HEAD_BYTES:
+            fh.seek(max(HEAD_BYTES, size - HEAD_BYTES))
+            tail = fh.read(HEAD_BYTES)
+        else:
+            tail = b""
+    whole = hashlib.sha256(str(size).encode() + b"\0" + head + b"\0" + tail).hexdigest()
+    return Fingerprint(size, whole, hashlib.sha256(head).hexdigest(), len(head))
+
+
+def _head_hash(path: str, length: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read(length)).hexdigest()
+
+
+# -- input preparation -------------------------------------------------------------------------
+
+def _compression(path: str) -> str | None:
+    from mailwarden.logs.sources import sniff_compression
+
+    with open(path, "rb") as fh:
+        return sniff_compression(fh.read(8))
+
+
+def _head_text(path: str, compression: str | None, count: int = 50) -> list[str]:
+    from mailwarden.logs.sources import LogSource, head_lines
+
+    return head_lines(LogSource(path, compression=compression), count)
+
+
+def clean_copy(path: str, out_dir: str, compression: str | None) -> tuple[str, int]:
+    """Stream ``path`` (decompressed) into a clean UTF-8 file; returns (its path, lines cut).
+
+    Invalid UTF-8 becomes U+FFFD, CR LF becomes LF and a lone CR a space (DuckDB's reader
+    would split lines there and shift every line number), lines longer than MAX_LINE_BYTES are
+    cut. Line numbers stay those of the original.
+    """
+    from mailwarden.logs.sources import LogSource, open_binary
+
+    target = os.path.join(out_dir, "clean.log")
+    cut = 0
+    stream = open_binary(LogSource(path, compression=compression))
+    with stream, open(target, "wb") as out:
+        carry = b""
+        while True:
+            try:
+                chunk = stream.read(SANITIZE_CHUNK)
+            except (OSError, EOFError, ValueError):  # corrupt archive: keep what was read
+                chunk = b""
+            data = carry + chunk
+            if not chunk:
+                carry = b""
+            else:
+                last = data.rfind(b"\n")
+                if last < 0 and len(data) <= 4 * MAX_LINE_BYTES:
+                    carry = data
+                    continue
+                if last < 0:  # one enormous line: keep its head, drop the rest as it streams
+                    data, carry = data[:MAX_LINE_BYTES], b""
+                    cut += 1
+                    out.write(_clean(data) + b"\n")
+                    # skip to the end of this line
+                    while True:
+                        more = stream.read(SANITIZE_CHUNK)
+                        if not more:
+                            break
+                        nl = more.find(b"\n")
+                        if nl >= 0:
+                            carry = more[nl + 1:]
+                            break
+                    continue
+                data, carry = data[: last + 1], data[last + 1:]
+            if data:
+                parts = data.split(b"\n")
+                if max(map(len, parts)) > MAX_LINE_BYTES:
+                    cut += sum(1 for p in parts if len(p) > MAX_LINE_BYTES)
+                    parts = [p[:MAX_LINE_BYTES] for p in parts]
+                    data = b"\n".join(parts)
+                out.write(_clean(data))
+            if not chunk:
+                break
+    return target, cut
+
+
+def _clean(data: bytes) -> bytes:
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b" ")
+    return data.decode("utf-8", "replace").encode("utf-8")
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+def _syslog_year(path: str, year: int | None) -> tuple[int | None, dt.date | None]:
+    """(year of the first line if given, the file's mtime) for year-less syslog stamps."""
+    if year:
+        return year, None
+    try:
+        return None, dt.datetime.fromtimestamp(os.stat(path).st_mtime).date()
+    except OSError:
+        return None, dt.date.today()
+
+
+def _detect_dialect(path: str, compression: str | None, fmt: str) -> str:
+    if fmt and fmt != "auto":
+        return fmt
+    from mailwarden.logs.readers import detect
+
+    reader = detect(_head_text(path, compression))
+    if reader is None:
+        raise FormatNotRecognised(f"{path}: log format not recognised (use --format)")
+    return reader.dialect
+
+
+def _next_source_id(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall()[0][0])
+
+
+def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
+    for table in ("sessions", "transactions", "recipients", "auth_events", "rejects", "lines",
+                  "session_lines", "sources"):
+        con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
+
+
+def _match_loaded(con: duckdb.DuckDBPyConnection, path: str, fp: Fingerprint) -> tuple[str, int | None, str | None]:
+    """('skip'|'grew'|'new', source_id, stored path) for one input."""
+    row = con.execute("SELECT source_id, path FROM sources WHERE size = ? AND fingerprint = ? LIMIT 1",
+                      [fp.size, fp.fingerprint]).fetchone()
+    if row:
+        return "skip", row[0], row[1]
+    candidates = con.execute(
+        "SELECT source_id, path, size, head_hash FROM sources WHERE size < ? ORDER BY source_id DESC",
+        [fp.size]).fetchall()
+    hashes: dict[int, str] = {}
+    for source_id, stored_path, size, head_hash in candidates:
+        length = min(size, HEAD_BYTES)
+        if length == 0:
+            continue
+        if length not in hashes:
+            hashes[length] = _head_hash(path, length)
+        if hashes[length] == head_hash:
+            return "grew", source_id, stored_path
+    return "new", None, None
+
+
+def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | None = None,
+               fmt: str = "auto", progress: ProgressFn | None = None) -> IndexSummary:
+    """Load logs into the index at ``db_path`` (created if needed). Never raises for one bad file:
+    its result says ``failed`` and why; raises IndexUnavailable when the database itself is unusable."""
+    from mailwarden.logs.sources import STDIN, order_rotated
+
+    started = time.perf_counter()
+    summary = IndexSummary(db=str(db_path))
+    con = connect(db_path)
+    done_bytes = 0
+    try:
+        for path in order_rotated([str(p) for p in paths]):
+            result = SourceResult(path=path, status="failed")
+            summary.sources.append(result)
+            t0 = time.perf_counter()
+            tmpdir = tempfile.mkdtemp(prefix="mailwarden-index-")
+            try:
+                if path == STDIN:
+                    path_for_read = os.path.join(tmpdir, "stdin.log")
+                    _copy_stdin(path_for_read)
+                    result.path = "<stdin>"
+                else:
+                    path_for_read = path
+                if not Path(path_for_read).is_file():
+                    raise InputError(f"{path}: not a readable file")
+                if progress:
+                    progress(f"{os.path.basename(result.path)}: fingerprint", done_bytes)
+                fp = fingerprint_file(path_for_read)
+                result.size = fp.size
+                verdict, old_id, old_path = _match_loaded(con, path_for_read, fp)
+                if verdict == "skip":
+                    result.source_id = old_id
+                    stored = os.path.abspath(path) if path != STDIN else result.path
+                    if old_path != stored and path != STDIN and not Path(old_path or "").exists():
+                        con.execute("UPDATE sources SET path = ? WHERE source_id = ?", [stored, old_id])
+                        result.status, result.message = "renamed", f"already loaded as {old_path}"
+                    else:
+                        result.status, result.message = "skipped", f"already loaded as {old_path}"
+                    continue
+                result.status = _load_one(con, path_for_read, result, fp, year=year, fmt=fmt,
+                                          tmpdir=tmpdir, replace_id=old_id if verdict == "grew" else None,
+                                          progress=progress, done_bytes=done_bytes)
+            except MailwardenError as exc:
+                result.status, result.message = "failed", str(exc)
+            except (OSError, UnicodeError, duckdb.Error) as exc:
+                result.status, result.message = "failed", f"{path}: {_one_line(exc)}"
+            finally:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+                result.seconds = round(time.perf_counter() - t0, 3)
+                done_bytes += result.size
+                if progress:
+                    progress(f"{os.path.basename(result.path)}: {result.status}", done_bytes)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _copy_stdin(target: str) -> None:
+    import sys
+
+    with open(target, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+
+
+def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, fp: Fingerprint, *,
+              year: int | None, fmt: str, tmpdir: str, replace_id: int | None,
+              progress: ProgressFn | None, done_bytes: int) -> str:
+    compression = _compression(path)
+    dialect = _detect_dialect(path, compression, fmt)
+    result.dialect = dialect
+    first_year, anchor = _syslog_year(path, year)
+    stored_path = os.path.abspath(path) if result.path != "<stdin>" else "<stdin>"
+    # DuckDB reads plain and gzip files itself; anything else goes through the clean copy.
+    direct = compression in (None, "gzip") and "\r" not in "".join(_head_text(path, compression, 20))
+    attempts = ["direct", "clean"] if direct else ["clean"]
+    last_error: Exception | None = None
+    for attempt in attempts:
+        # No explicit transaction: DuckDB bulk-loads much faster in autocommit, so a failed
+        # attempt is undone by deleting its source_id's rows instead of a rollback.
+        if replace_id is not None:
+            _delete_source(con, replace_id)
+        source_id = replace_id if replace_id is not None else _next_source_id(con)
+        try:
+            if attempt == "direct":
+                read_path, comp, cut = path, ("gzip" if compression == "gzip" else "none"), 0
+            else:
+                if progress:
+                    progress(f"{os.path.basename(result.path)}: cleaning", done_bytes)
+                read_path, cut = clean_copy(path, tmpdir, compression)
+                comp = "none"
+                result.cleaned = True
+            if progress:
+                progress(f"{os.path.basename(result.path)}: parsing ({dialect})", done_bytes)
+            if dialect == "postfix":
+                counts = columnar_postfix.load_file(con, read_path, source_id=source_id, source=stored_path,
+                                                    first_year=first_year, anchor=anchor, compression=comp)
+            else:
+                counts = _load_with_readers(con, read_path, comp, source_id=source_id, source=stored_path,
+                                            dialect=dialect, year=first_year, mtime_path=path)
+            sessions = con.execute("SELECT count(*) FROM sessions WHERE source_id = ?", [source_id]).fetchall()[0][0]
+            con.execute(
+                "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [source_id, stored_path, fp.size, fp.fingerprint, fp.head_hash, dialect,
+                 dt.datetime.now(dt.UTC).replace(tzinfo=None), counts["lines"], counts["unparsed"] + cut,
+                 counts.get("other", 0), counts.get("first_year", first_year), sessions])
+        except duckdb.Error as exc:
+            _delete_source(con, source_id)
+            last_error = exc
+            continue
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                _delete_source(con, source_id)
+            raise
+        result.source_id = source_id
+        result.lines, result.unparsed = counts["lines"], counts["unparsed"] + cut
+        result.other, result.sessions = counts.get("other", 0), sessions
+        if cut:
+            result.message = f"{cut} over-long line(s) cut to {MAX_LINE_BYTES} bytes"
+        return "reloaded" if replace_id is not None else "loaded"
+    raise InputError(f"{result.path}: {_one_line(last_error) if last_error else 'cannot be loaded'}")
+
+
+# -- the Python-reader path (Exim, MDaemon) ------------------------------------------------------
+
+def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compression: str, *,
+                       source_id: int, source: str, dialect: str, year: int | None,
+                       mtime_path: str) -> dict[str, int]:
+    """Raw lines by DuckDB, sessions by the Python readers + SessionAssembler (Arrow batches)."""
+    import pyarrow as pa
+
+    from mailwarden.logs.find import read_sessions
+
+    columnar_postfix.load_raw_lines(con, columnar_postfix.read_csv_sql(read_path, compression), source_id)
+    unparsed = 0
+
+    def count_unparsed(_line: LogLine) -> None:
+        nonlocal unparsed
+        unparsed += 1
+
+    batch: list[Session] = []
+    total = con.execute("SELECT count(*) FROM lines WHERE source_id = ?", [source_id]).fetchall()[0][0]
+    if year is None and read_path != mtime_path:  # the clean copy is new: anchor on the original's mtime
+        with contextlib.suppress(OSError):
+            st = os.stat(mtime_path)
+            os.utime(read_path, (st.st_atime, st.st_mtime))
+    for session in read_sessions([read_path], fmt=dialect, year=year, unparsed_sink=count_unparsed):
+        batch.append(session)
+        if len(batch) >= 5000:
+            _insert_sessions(con, pa, batch, source_id, source)
+            batch = []
+    if batch:
+        _insert_sessions(con, pa, batch, source_id, source)
+    return {"lines": total, "unparsed": unparsed, "other": 0}
+
+
+def _utc_naive(ts: dt.datetime | None) -> dt.datetime | None:
+    if ts is None or ts.tzinfo is None:
+        return ts
+    return ts.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _insert_sessions(con, pa, sessions: list[Session], source_id: int, source: str) -> None:
+    base = source_id * ID_BASE
+    cols: dict[str, dict[str, list]] = {t: {} for t in ("sessions", "transactions", "recipients",
+                                                          "auth_events", "rejects", "session_lines")}
+
+    def add(table: str, **values) -> None:
+        for key, value in values.items():
+            cols[table].setdefault(key, []).append(value)
+
+    for session in sessions:
+        first = session.lines[0].lineno if session.lines else 0
+        sid = base + first
+        add("sessions", session_id=sid, source_id=source_id, dialect=session.dialect, source=source,
+            kind=session.kind, start_ts=_utc_naive(session.start), end_ts=_utc_naive(session.end),
+            ts_is_local=session.ts_is_local, host=session.host, service=session.service, pid=None,
+            client_ip=session.client_ip, client_port=session.client_port, client_name=session.client_name,
+            helo=session.helo, server_ip=session.server_ip, server_port=session.server_port,
+            tls=session.tls, tls_info=session.tls_info, auth_user=session.auth_user,
+            auth_method=session.auth_method, auth_failures=session.auth_failures,
+            local_user=session.local_user, trusted=session.trusted, outcome=session.outcome,
+            commands=session.commands, first_lineno=first,
+            last_lineno=session.lines[-1].lineno if session.lines else 0,
+            n_lines=len(session.lines), defects=list(session.defects) or None)
+        for line in session.lines:
+            add("session_lines", session_id=sid, source_id=source_id, lineno=line.lineno)
+        for user in session.auth_failure_users or ([None] * session.auth_failures):
+            add("auth_events", session_id=sid, source_id=source_id, ts=_utc_naive(session.start),
+                client_ip=session.client_ip, user=user, method=session.auth_method, ok=False,
+                reason=None, lineno=first)
+        if session.auth_user:
+            add("auth_events", session_id=sid, source_id=source_id, ts=_utc_naive(session.start),
+                client_ip=session.client_ip, user=session.auth_user, method=session.auth_method,
+                ok=True, reason=None, lineno=first)
+        for n, txn in enumerate(session.transactions):
+            tid = base + (txn.lines[0].lineno if txn.lines else first) * 1 + (0 if txn.lines else n)
+            add("transactions", session_id=sid, source_id=source_id, txn_id=tid, queue_id=txn.queue_id,
+                message_id=txn.message_id, sender=txn.sender, size=txn.size, accepted=txn.accepted,
+                reject_reason=txn.reject_reason, subject=txn.subject, start_ts=_utc_naive(txn.start),
+                end_ts=_utc_naive(txn.end), spam_score=txn.spam_score, spam_threshold=txn.spam_threshold,
+                nrcpt=len(txn.recipients) or None, removed=False)
+            for rcpt in txn.recipients:
+                add("recipients", session_id=sid, source_id=source_id, txn_id=tid, queue_id=txn.queue_id,
+                    address=rcpt.address, orig_address=rcpt.orig_address, status=rcpt.status,
+                    relay=rcpt.relay, dsn=rcpt.dsn, detail=rcpt.detail, ts=_utc_naive(rcpt.ts),
+                    lineno=txn.lines[-1].lineno if txn.lines else first)
+            if txn.reject_reason and not txn.accepted:
+                add("rejects", session_id=sid, source_id=source_id, ts=_utc_naive(txn.start),
+                    client_ip=session.client_ip, client_name=session.client_name, stage=None,
+                    action="reject", queue_id=txn.queue_id, code=txn.reject_reason[:3] if txn.reject_reason[:3].isdigit() else None,
+                    dsn=None, reason=txn.reject_reason, sender=txn.sender,
+                    recipient=txn.recipients[0].address if txn.recipients else None, helo=session.helo,
+                    proto=None, lineno=txn.lines[0].lineno if txn.lines else first)
+    for table, columns in cols.items():
+        if not columns:
+            continue
+        arrow = pa.table(columns)
+        con.register("mw_batch", arrow)
+        try:
+            names = ", ".join(columns)
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM mw_batch").fetchall()
+        finally:
+            con.unregister("mw_batch")
+
+
+# -- queries --------------------------------------------------------------------------------------
+
+def session_key(dialect: str, source: str, first_lineno: int) -> str:
+    """The model's string id for an indexed session."""
+    return f"{dialect}:{source}:{first_lineno}"
+
+
+def _aware(ts: dt.datetime | None, is_local: bool) -> dt.datetime | None:
+    if ts is None or is_local:
+        return ts
+    return ts.replace(tzinfo=dt.UTC)
+
+
+def find_sessions(db_path: str | os.PathLike, message_id: str | None = None, queue_id: str | None = None,
+                  since: dt.datetime | None = None, until: dt.datetime | None = None, *,
+                  limit: int = DEFAULT_FIND_LIMIT,
+                  con: duckdb.DuckDBPyConnection | None = None) -> list[Session]:
+    """Sessions holding the message (by Message-ID and/or queue id), within [since, until].
+
+    Returns `Session` objects with their transactions, recipients and raw lines, oldest first.
+    ``since``/``until`` compare with the stored timestamps (server-local or UTC, see
+    ts_is_local); aware datetimes are converted to UTC first.
+    """
+    own = con is None
+    if con is None:
+        con = connect(db_path, read_only=True)
+    try:
+        return _find(con, message_id, queue_id, since, until, limit)
+    finally:
+        if own:
+            con.close()
+
+
+def _find(con, message_id, queue_id, since, until, limit) -> list[Session]:
+    where, params = [], []
+    if message_id:
+        where.append("message_id = ?")
+        params.append(message_id.strip().strip("<>").strip())
+    if queue_id:
+        where.append("queue_id = ?")
+        params.append(queue_id.strip())
+    time_sql, time_params = "", []
+    if since is not None:
+        time_sql += " AND s.end_ts >= ?"
+        time_params.append(_utc_naive(since) if since.tzinfo else since)
+    if until is not None:
+        time_sql += " AND s.start_ts <= ?"
+        time_params.append(_utc_naive(until) if until.tzinfo else until)
+    if where:
+        # One round of queries, each on its own cursor (in parallel), each finding the
+        # sessions through the same small subquery: DuckDB pushes the ids it yields into the
+        # scans, and every table is stored in an order that lets it skip the other row groups.
+        found = [r[0] for r in con.execute(
+            f"SELECT DISTINCT session_id FROM transactions WHERE {' AND '.join(where)}", params).fetchall()]
+        if not found and message_id:  # Message-IDs are compared exactly first; then without case
+            found = [r[0] for r in con.execute(
+                "SELECT DISTINCT session_id FROM transactions WHERE lower(message_id) = lower(?)",
+                [message_id.strip().strip("<>").strip()]).fetchall()]
+        if not found:
+            return []
+        # The ids as literals: DuckDB then skips every row group whose min/max excludes them
+        # (each table is stored in session order). The queries run at once, one cursor each.
+        ids = _in_list(found)
+        parts = _parallel(con, {"sessions": (_sessions_sql(f"s.session_id IN {ids}" + time_sql, limit), time_params),
+                                **_detail_queries(ids, [])})
+        rows = parts["sessions"]
+    else:
+        rows = con.execute(_sessions_sql("true" + time_sql, limit), time_params).fetchall()
+        if not rows:
+            return []
+        parts = _parallel(con, _detail_queries(_in_list([r[0] for r in rows]), []))
+    if not rows:
+        return []
+    return _build_sessions(rows, parts)
+
+
+def _sessions_sql(where: str, limit: int) -> str:
+    return f"""
+        SELECT session_id, source_id, dialect, source, kind, start_ts, end_ts, ts_is_local, host, service,
+               client_ip, client_port, client_name, helo, server_ip, server_port, tls, tls_info,
+               auth_user, auth_method, auth_failures, local_user, trusted, outcome, commands,
+               first_lineno, defects
+        FROM sessions s WHERE {where} ORDER BY start_ts, session_id LIMIT {int(limit)}
+    """
+
+
+def _detail_queries(ids: str, params: list) -> dict[str, tuple[str, list]]:
+    """The per-session queries; ``ids`` is a literal list or a subquery taking ``params``."""
+    return {
+        "transactions": (f"""
+            SELECT session_id, txn_id, queue_id, message_id, sender, size, accepted, reject_reason, subject,
+                   start_ts, end_ts, spam_score, spam_threshold
+            FROM transactions WHERE session_id IN {ids} ORDER BY txn_id""", params),
+        "recipients": (f"""
+            SELECT txn_id, address, status, relay, dsn, detail, ts, orig_address, session_id
+            FROM recipients WHERE session_id IN {ids} ORDER BY lineno""", params),
+        "auth": (f"""
+            SELECT session_id, list(user ORDER BY lineno) FILTER (WHERE user IS NOT NULL)
+            FROM auth_events WHERE session_id IN {ids} AND NOT ok GROUP BY session_id""", params),
+        "noqueue": (f"""
+            SELECT session_id, ts, sender, recipient, code, dsn, reason, lineno
+            FROM rejects WHERE session_id IN {ids} AND queue_id IS NULL ORDER BY lineno""", params),
+        "lines": (f"""
+            SELECT session_id, source_id, lineno FROM session_lines WHERE session_id IN {ids}""", params),
+    }
+
+
+def _parallel(con, queries: dict[str, tuple[str, list]]) -> dict[str, list]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(item):
+        name, (sql, params) = item
+        cursor = con.cursor()
+        try:
+            result = cursor.execute(sql, params).fetchall()
+            if name == "lines":
+                result = (result, _line_texts(cursor, result))
+            return name, result
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+        return dict(pool.map(run, queries.items()))
+
+
+def _line_texts(cursor, wanted: list[tuple]) -> dict[tuple[int, int], str]:
+    by_source: dict[int, list[int]] = {}
+    for _sid, source_id, lineno in wanted:
+        by_source.setdefault(source_id, []).append(lineno)
+    text: dict[tuple[int, int], str] = {}
+    for source_id, numbers in by_source.items():
+        # the BETWEEN lets DuckDB skip every row group outside the session (lines are in file order)
+        for lineno, line in cursor.execute(f"""
+            SELECT lineno, text FROM lines
+            WHERE source_id = {int(source_id)} AND lineno BETWEEN {min(numbers)} AND {max(numbers)}
+              AND lineno IN {_in_list(numbers)}
+        """).fetchall():
+            text[(source_id, lineno)] = line
+    return text
+
+
+def _build_sessions(rows: list[tuple], parts: dict[str, list]) -> list[Session]:
+    sessions: dict[int, Session] = {}
+    local_of: dict[int, bool] = {}
+    for r in rows:
+        local = bool(r[7])
+        local_of[r[0]] = local
+        sessions[r[0]] = Session(
+            dialect=r[2], session_id=session_key(r[2], r[3], r[25]), source=r[3], kind=r[4],
+            start=_aware(r[5], local), end=_aware(r[6], local), ts_is_local=local, host=r[8], service=r[9],
+            client_ip=r[10], client_port=r[11], client_name=r[12], helo=r[13], server_ip=r[14],
+            server_port=r[15], tls=bool(r[16]), tls_info=r[17], auth_user=r[18], auth_method=r[19],
+            auth_failures=r[20] or 0, local_user=r[21], trusted=r[22], outcome=r[23], commands=r[24],
+            defects=list(r[26] or []))
+    txns: dict[int, Transaction] = {}
+    for r in parts["transactions"]:
+        if r[0] not in sessions:
+            continue
+        local = local_of[r[0]]
+        txn = Transaction(queue_id=r[2], message_id=r[3], sender=r[4], size=r[5], accepted=bool(r[6]),
+                          reject_reason=r[7], subject=r[8], start=_aware(r[9], local), end=_aware(r[10], local),
+                          spam_score=r[11], spam_threshold=r[12])
+        txns[r[1]] = txn
+        sessions[r[0]].transactions.append(txn)
+    for r in parts["recipients"]:
+        txn = txns.get(r[0])
+        if txn is not None:
+            txn.recipients.append(Recipient(address=r[1], status=r[2], relay=r[3], dsn=r[4], detail=r[5],
+                                            ts=_aware(r[6], local_of[r[8]]), orig_address=r[7]))
+    for r in parts["auth"]:
+        if r[0] in sessions:
+            sessions[r[0]].auth_failure_users = list(r[1] or [])
+    # NOQUEUE rejects: refused attempts, one transaction per envelope sender in a row (as the
+    # Python readers build them), in log order after the queued messages.
+    for sid, ts, sender, rcpt, _code, dsn, reason, _lineno in parts["noqueue"]:
+        session = sessions.get(sid)
+        if session is None:
+            continue
+        last = session.transactions[-1] if session.transactions else None
+        if last is None or last.queue_id is not None or last.accepted or last.sender != sender:
+            last = Transaction(sender=sender, start=_aware(ts, local_of[sid]), reject_reason=reason)
+            session.transactions.append(last)
+        last.end = _aware(ts, local_of[sid])
+        if rcpt is not None:
+            last.recipients.append(Recipient(address=rcpt, status="rejected", dsn=dsn, detail=reason,
+                                             ts=_aware(ts, local_of[sid])))
+    wanted, texts = parts["lines"]
+    for sid, source_id, lineno in sorted(wanted, key=lambda r: (r[0], r[2])):
+        session = sessions.get(sid)
+        if session is not None:
+            session.lines.append(LogLine(session.source, lineno, texts.get((source_id, lineno), "")))
+    for session in sessions.values():
+        for txn in session.transactions:
+            if txn.queue_id:
+                tag = f" {txn.queue_id}: "
+                txn.lines = [line for line in session.lines if tag in line.text]
+    return [sessions[r[0]] for r in rows]
+
+
+def _in_list(values: Iterable[int]) -> str:
+    """A literal SQL list of integers (literals let DuckDB prune row groups by min/max)."""
+    return "(" + ", ".join(str(int(v)) for v in values) + ")"
+
+
+def iter_sources(con: duckdb.DuckDBPyConnection) -> Iterator[tuple]:
+    yield from con.execute("SELECT * FROM sources ORDER BY source_id").fetchall()
