@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""`mailwarden hunt` (from scratch and from the index) next to `pflogsumm`, on one Postfix log.
+
+All runs read the same file in the same process run, one after the other:
+
+1. ``pflogsumm LOG``                       (Debian package; the reference)
+2. ``mailwarden hunt LOG --json``          (from scratch: load into a temporary index, rank)
+3. ``mailwarden logs index LOG --db DB``   (build the index once; not part of the comparison)
+4. ``mailwarden hunt --db DB --json``      (from the index: rank only)
+
+Prints the machine, the input size, the exact commands, each time, lines/s and the ratios,
+and the top suspects hunt found (the generator plants three; it prints their names).
+
+Usage::
+
+    python bench/hunt_vs_pflogsumm.py                      # bench/out/postfix-1g.log (made if absent)
+    python bench/hunt_vs_pflogsumm.py --log other.log --skip-pflogsumm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_LOG = HERE / "out" / "postfix-1g.log"
+
+
+def count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run(cmd: list[str], stdout_path: Path | None = None) -> tuple[float, int, str]:
+    """Wall time, exit code and (when captured) stdout of one command."""
+    print(f"$ {shlex.join(cmd)}" + (f" > {stdout_path}" if stdout_path else " > /dev/null"), flush=True)
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, check=False)
+    finally:
+        if stdout_path:
+            out.close()
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 3):
+        sys.stderr.write(done.stderr.decode("utf-8", "replace")[-2000:])
+    return seconds, done.returncode, stdout_path.read_text() if stdout_path else ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--log", type=Path, default=DEFAULT_LOG)
+    ap.add_argument("--db", type=Path, default=HERE / "out" / "hunt-bench.duckdb")
+    ap.add_argument("--year", type=int, default=2026)
+    ap.add_argument("--skip-pflogsumm", action="store_true")
+    args = ap.parse_args()
+
+    if not args.log.exists():
+        gen = [sys.executable, str(HERE / "gen_postfix_log.py"), "--seed", "1", "--size", "1G",
+               "--out", str(args.log)]
+        print(f"generating: {shlex.join(gen)}", flush=True)
+        subprocess.run(gen, check=True)
+    mailwarden = shutil.which("mailwarden") or "mailwarden"
+    size = args.log.stat().st_size
+    lines = count_lines(args.log)
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), "
+          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB RAM, "
+          f"load {os.getloadavg()[0]:.2f}")
+    print(f"python {platform.python_version()}, input {args.log}: {size / 2**20:.0f} MiB, {lines:,} lines")
+
+    results: dict[str, float] = {}
+    if not args.skip_pflogsumm:
+        pflogsumm = shutil.which("pflogsumm")
+        if pflogsumm is None:
+            print("pflogsumm not installed: skipped")
+        else:
+            results["pflogsumm"], rc, _ = run([pflogsumm, str(args.log)])
+            print(f"  pflogsumm: {results['pflogsumm']:.1f} s, exit {rc}")
+
+    scratch_out = args.db.with_suffix(".scratch.json")
+    results["hunt from scratch"], rc, text = run(
+        [mailwarden, "hunt", str(args.log), "--year", str(args.year), "--json"], scratch_out)
+    print(f"  hunt from scratch: {results['hunt from scratch']:.1f} s, exit {rc}")
+
+    for stale in (args.db, args.db.with_suffix(args.db.suffix + ".wal")):
+        stale.unlink(missing_ok=True)
+    index_s, rc, _ = run([mailwarden, "logs", "index", str(args.log), "--year", str(args.year),
+                          "--db", str(args.db)])
+    print(f"  logs index (once, not compared): {index_s:.1f} s, exit {rc}")
+    db_out = args.db.with_suffix(".db.json")
+    results["hunt --db"], rc, db_text = run([mailwarden, "hunt", "--db", str(args.db), "--json"], db_out)
+    print(f"  hunt --db: {results['hunt --db']:.2f} s, exit {rc}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS of the largest child process: {peak:.0f} MiB")
+
+    print()
+    print(f"{'run':<22}{'seconds':>10}{'lines/s':>14}")
+    for name, seconds in results.items():
+        print(f"{name:<22}{seconds:>10.2f}{lines / seconds:>14,.0f}")
+    if "pflogsumm" in results:
+        base = results["pflogsumm"]
+        for name in ("hunt from scratch", "hunt --db"):
+            print(f"{name} vs pflogsumm: {base / results[name]:.1f}x faster")
+    for label, body in (("from scratch", text), ("from the index", db_text)):
+        try:
+            suspects = json.loads(body)["suspects"][:3]
+        except (ValueError, KeyError):
+            print(f"top suspects {label}: (no JSON)")
+            continue
+        print(f"top suspects {label}: "
+              + "; ".join(f"{s['kind']} {s['name']} {s['score']}" for s in suspects))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

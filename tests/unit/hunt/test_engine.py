@@ -1,0 +1,66 @@
+"""The library path: hunt_source + run_hunt, with injected collaborators (GeoIP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailwarden.config import SiteConfig
+from mailwarden.errors import ConfigError, InputError
+from mailwarden.hunt.engine import run_hunt
+from mailwarden.hunt.geoip import country_lookup
+from mailwarden.hunt.settings import HuntSettings
+from mailwarden.hunt.source import hunt_source, parse_duration, parse_time
+from tests.conftest import DATA
+
+LOG = str(DATA / "hunt" / "postfix-spambots.log")
+COUNTRY = {"198.18.7.21": "NG", "100.64.9.33": "BR", "203.0.113.201": "VN", "192.0.2.150": "DE",
+           "192.0.2.10": "DE", "192.0.2.44": "DE"}
+
+
+def test_countries_are_scored_when_a_lookup_is_given():
+    with hunt_source([LOG], None, year=2026, show_progress=False) as src:
+        result, ctx = run_hunt(src.con, site=SiteConfig(), settings=HuntSettings(),
+                               inputs=src.inputs, country_of=COUNTRY.get)
+    assert ctx.geoip_loaded
+    carol = next(s for s in result.suspects if s.name == "carol@example.com")
+    countries = carol.signal("countries")
+    assert countries.value == 4
+    assert countries.numbers["examples"] == ["BR", "DE", "NG", "VN"]
+    alice = [s for s in result.suspects if s.name == "alice@example.com"]
+    assert not alice or alice[0].signal("countries") is None
+
+
+def test_without_geoip_the_result_says_so():
+    with hunt_source([LOG], None, year=2026, show_progress=False) as src:
+        result, ctx = run_hunt(src.con, site=SiteConfig(), settings=HuntSettings())
+    assert not ctx.geoip_loaded
+    assert any("countries not scored" in n for n in result.notes)
+    assert all(s.signal("countries") is None for s in result.suspects)
+
+
+def test_geoip_file_errors(tmp_path):
+    notes: list[str] = []
+    assert country_lookup(None, notes) is None and notes
+    with pytest.raises(InputError, match="not found"):
+        country_lookup(str(tmp_path / "none.mmdb"), [])
+    bogus = tmp_path / "bogus.mmdb"
+    bogus.write_bytes(b"not a maxmind database" * 10)
+    with pytest.raises(InputError, match="cannot read GeoIP"):
+        country_lookup(str(bogus), [])
+
+
+def test_local_domains_from_config_replace_inference():
+    site = SiteConfig().with_overrides(local_domains=["example.com"])
+    with hunt_source([LOG], None, year=2026, show_progress=False) as src:
+        result, ctx = run_hunt(src.con, site=site, settings=HuntSettings())
+    assert not ctx.local_domains_inferred and ctx.local_domains == ["example.com"]
+    assert not any("inferred" in n for n in result.notes)
+
+
+def test_time_parsing():
+    assert parse_duration("90m").total_seconds() == 5400
+    assert parse_duration("7d").days == 7
+    assert parse_time("2026-11-20T10:00:00+01:00").tzinfo is None
+    for bad in ("", "10", "1y", "9" * 30):
+        with pytest.raises(ConfigError):
+            parse_duration(bad)
