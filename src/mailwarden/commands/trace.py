@@ -57,8 +57,10 @@ def _render_one(trace: Trace, *, show_hops: bool) -> None:
             grid.add_row(label, escape(value))
     if trace.our_hop is not None:
         hop = trace.our_hop
-        grid.add_row("our hop", escape(f"#{hop.index} by {hop.by} with {hop.protocol} id {hop.id}"
-                                       + (f" at {trace.received_at.isoformat()}" if trace.received_at else "")))
+        parts = [f"#{hop.index}", f"by {hop.by}" if hop.by else None,
+                 f"with {hop.protocol}" if hop.protocol else None, f"id {hop.id}" if hop.id else None,
+                 f"at {trace.received_at.isoformat()}" if trace.received_at else None]
+        grid.add_row("our hop", escape(" ".join(p for p in parts if p)))
     if trace.boundary is not None:
         grid.add_row("boundary", f"[dim]{escape(trace.boundary.description)}[/]")
     for ev in trace.auth_markers:
