@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailwarden.audit.model import AuditContext, AuditRule, Finding, Status, finding
-from mailwarden.audit.probe import Conversation, Outcome
+from mailwarden.audit.probe import CONV_CAPABILITIES, Capabilities, Conversation, Outcome
 
 
 def conversation(ctx: AuditContext, name: str) -> Conversation | None:
@@ -11,6 +11,22 @@ def conversation(ctx: AuditContext, name: str) -> Conversation | None:
     if ctx.probe is None:
         return None
     return ctx.probe.conversations.get(name)
+
+
+def capabilities(rule: AuditRule, ctx: AuditContext) -> tuple[Capabilities, Conversation] | Finding:
+    """The EHLO/STARTTLS capabilities the probe saw, or the finding that says why there are none.
+
+    TLS on connect passes both TLS rules outright: the whole session is encrypted.
+    """
+    conv = conversation(ctx, CONV_CAPABILITIES)
+    if conv is None or ctx.probe is None:
+        return finding(rule, Status.SKIPPED, "no SMTP probe was run")
+    caps = ctx.probe.capabilities
+    if not caps.banner:
+        return finding(rule, Status.ERROR, f"the check did not finish: {conv.error}", conv.transcript)
+    if caps.implicit_tls:
+        return finding(rule, Status.PASS, "the whole session is TLS (TLS on connect)", conv.transcript)
+    return caps, conv
 
 
 def not_finished(rule: AuditRule, conv: Conversation | None) -> Finding | None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from mailwarden.audit.model import AuditContext, Finding, Remediation, Severity, Status, finding
-from mailwarden.audit.probe import CONV_CAPABILITIES
-from mailwarden.audit.rules._probe import conversation
+from mailwarden.audit.rules._probe import capabilities
 
 
 class AuthRequiresTlsRule:
@@ -24,14 +23,10 @@ class AuthRequiresTlsRule:
 
     def check(self, ctx: AuditContext) -> Finding:
         """See `AuditRule`."""
-        conv = conversation(ctx, CONV_CAPABILITIES)
-        if conv is None or ctx.probe is None:
-            return finding(self, Status.SKIPPED, "no SMTP probe was run")
-        caps = ctx.probe.capabilities
-        if not caps.banner:
-            return finding(self, Status.ERROR, f"the check did not finish: {conv.error}", conv.transcript)
-        if caps.implicit_tls:
-            return finding(self, Status.PASS, "the whole session is TLS (TLS on connect)", conv.transcript)
+        seen = capabilities(self, ctx)
+        if isinstance(seen, Finding):
+            return seen
+        caps, conv = seen
         if caps.auth_before_tls:
             why = "" if caps.starttls_offered else "; the server offers no STARTTLS at all"
             if caps.tls_error:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mailwarden.audit.model import AuditContext, Finding, Remediation, Severity, Status, finding
-from mailwarden.audit.probe import CONV_CAPABILITIES, PLAINTEXT_MECHANISMS
-from mailwarden.audit.rules._probe import conversation
+from mailwarden.audit.probe import PLAINTEXT_MECHANISMS
+from mailwarden.audit.rules._probe import capabilities
 
 
 class PlaintextAuthUnencryptedRule:
@@ -24,14 +24,10 @@ class PlaintextAuthUnencryptedRule:
 
     def check(self, ctx: AuditContext) -> Finding:
         """See `AuditRule`."""
-        conv = conversation(ctx, CONV_CAPABILITIES)
-        if conv is None or ctx.probe is None:
-            return finding(self, Status.SKIPPED, "no SMTP probe was run")
-        caps = ctx.probe.capabilities
-        if not caps.banner:
-            return finding(self, Status.ERROR, f"the check did not finish: {conv.error}", conv.transcript)
-        if caps.implicit_tls:
-            return finding(self, Status.PASS, "the whole session is TLS (TLS on connect)", conv.transcript)
+        seen = capabilities(self, ctx)
+        if isinstance(seen, Finding):
+            return seen
+        caps, conv = seen
         advertised = sorted(PLAINTEXT_MECHANISMS.intersection(caps.auth_before_tls))
         if advertised:
             return finding(self, Status.FAIL,
