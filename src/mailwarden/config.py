@@ -22,6 +22,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CONFIG_ENV = "MAILWARDEN_CONFIG"
 DEFAULT_CONFIG_NAME = "mailwarden.toml"
+SITE_KEYS = frozenset({"local_domains", "server_names", "trusted_networks"})
+KNOWN_SECTIONS = frozenset({"site", "hunt", "prune"})  # each command owns its table
 
 
 @dataclass
@@ -118,6 +120,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
     site = data.get("site", {})
     if not isinstance(site, dict):
         raise ConfigError(f"{candidate}: [site] must be a table")
+    # A typo must not silently leave the site unconfigured.
+    unknown_tables = sorted(set(data) - KNOWN_SECTIONS)
+    if unknown_tables:
+        raise ConfigError(f"{candidate}: unknown table(s) {', '.join(unknown_tables)} "
+                          f"(known: {', '.join(sorted(KNOWN_SECTIONS))})")
+    unknown_keys = sorted(set(site) - SITE_KEYS)
+    if unknown_keys:
+        raise ConfigError(f"{candidate}: unknown setting(s) in [site]: {', '.join(unknown_keys)} "
+                          f"(known: {', '.join(sorted(SITE_KEYS))})")
 
     def str_list(key: str) -> list[str]:
         value = site.get(key, [])

@@ -29,7 +29,7 @@ T = TypeVar("T")
 # stdout carries results (tables or JSON); stderr carries errors and progress, so
 # `mailwarden trace --json x | jq` never sees a progress bar.
 console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 JSON_SCHEMA_VERSION = 1
 

@@ -35,6 +35,13 @@ def test_config_errors_are_clear(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml")
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[site]\nlocal_domain = ["example.com"]\n')
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) in \[site\]: local_domain"):
+        load_config(typo)
+    typo.write_text('[sitee]\nlocal_domains = ["example.com"]\n')
+    with pytest.raises(ConfigError, match="unknown table"):
+        load_config(typo)
     with pytest.raises(ConfigError, match="not an IP network"):
         load_config(None).with_overrides(trusted_networks=["10.0.0.0/33"])
 

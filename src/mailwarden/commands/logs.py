@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -317,6 +318,8 @@ class TracedSession:
         if self.result is None:
             console.print("  [dim]logs: nothing to look for (no Message-ID, no queue id)[/]")
             return
+        for problem in self.result.problems:
+            err_console.print(f"[yellow]warning:[/] logs: {escape(str(problem))}")
         if not self.result.sessions:
             what = self.query.message_id or self.query.queue_id
             console.print(f"  [yellow]logs: no session found for {escape(what or '?')}[/]")
@@ -335,6 +338,10 @@ def trace_log_sessions(traces: list, logs: list[str], fmt: str, site: SiteConfig
 
     if fmt not in FORMAT_NAMES:
         raise ConfigError(f"--format must be one of: {', '.join(FORMAT_NAMES)}")
+    # A mistyped log path must not look like "no session found".
+    missing = [log for log in logs if log != "-" and not os.path.exists(log)]
+    if missing:
+        raise InputError(f"--logs: no such file: {', '.join(missing)}")
     found: list[TracedSession] = []
     for trace in traces:
         hop_id = _usable_queue_id(trace.our_hop.id if trace.our_hop is not None else None)

@@ -75,8 +75,15 @@ CREATE OR REPLACE TEMP MACRO pf_angle(txt, key) AS
 
 
 def load_raw_lines(con: duckdb.DuckDBPyConnection, relation_sql: str, source_id: int) -> None:
-    """Every physical line into ``lines`` (zstd: 5x smaller than the default here, and faster)."""
+    """Every physical line into ``lines`` (zstd: 5x smaller than the default here, and faster).
+
+    ``preserve_insertion_order = false`` halves this step (measured: 1.1 s -> 0.6 s per million
+    lines): the numbering is still file order (row_number() OVER () runs in DuckDB's
+    order-keeping streaming window; checked on the 1 GiB bench log: bench/logs_vs_pflogsumm.py),
+    only the storage order of the rows may interleave a little, which the zone maps tolerate.
+    """
     con.execute("SET force_compression = 'zstd'")
+    con.execute("SET preserve_insertion_order = false")
     try:
         con.execute(f"""
             INSERT INTO lines (source_id, lineno, text)
@@ -84,6 +91,7 @@ def load_raw_lines(con: duckdb.DuckDBPyConnection, relation_sql: str, source_id:
         """)
     finally:
         con.execute("SET force_compression = 'auto'")
+        con.execute("RESET preserve_insertion_order")
 
 
 def stage_lines(con: duckdb.DuckDBPyConnection, source_id: int) -> None:

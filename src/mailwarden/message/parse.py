@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,12 +126,16 @@ class _HeaderCollector:
         return RawHeaders(self.source, b"\n".join(self.lines) + b"\n", self.defects, self.container)
 
 
+MAX_DRAIN = 64 * 1024 * 1024  # how much of one over-long line is skipped before giving up
+
+
 def _read_line(stream: BinaryIO) -> bytes:
     # readline with a cap: a 10 MB line without a newline is read in MAX_LINE pieces,
     # and the rest of the over-long line is drained so it cannot pose as a new header.
     line = stream.readline(MAX_LINE + 1)
     if len(line) > MAX_LINE and not line.endswith(b"\n"):
-        while True:
+        # Bounded: an endless stream with no newline (a device, /dev/zero) must not spin forever.
+        for _ in range(MAX_DRAIN // MAX_LINE):
             more = stream.readline(MAX_LINE)
             if not more or more.endswith(b"\n"):
                 break
@@ -273,7 +278,8 @@ def iter_dir(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = here / name
-            if _is_message_file(path):
+            # Only regular files: opening a FIFO blocks, a device never ends.
+            if _is_message_file(path) and path.is_file():
                 yield path
 
 
@@ -293,6 +299,18 @@ def read_path(path: str | os.PathLike[str]) -> Iterator[RawHeaders | ReadFailure
 
 def read_file(path: Path) -> Iterator[RawHeaders | ReadFailure]:
     """The messages in one file (one, or many for an mbox)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        yield ReadFailure(str(path), "no such file or directory")
+        return
+    except OSError as exc:
+        yield ReadFailure(str(path), f"cannot open: {exc.strerror or exc}")
+        return
+    if not stat.S_ISREG(mode):
+        # A FIFO would block the whole batch and a device (/dev/zero) never ends; pipes go through "-".
+        yield ReadFailure(str(path), "not a regular file (a FIFO, socket or device); use - to read a pipe")
+        return
     try:
         stream = open(path, "rb")
     except FileNotFoundError:
