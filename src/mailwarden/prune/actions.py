@@ -24,6 +24,8 @@ from mailwarden.prune.stores.base import MailStore, StoredMessage
 
 ACTIONS = ("test", "delete", "move", "archive")
 _MAX_ERRORS_KEPT = 200
+# one encoder for the whole run (json.dumps builds a new one per call with non-default options)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 @dataclass
@@ -129,7 +131,7 @@ class RunLog:
             record.update(account=message.account, folder=message.folder, key=message.key, size=message.size,
                           arrival=message.arrival)
         record.update(fields)
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.write(_ENCODE(record) + "\n")
 
     def close(self) -> None:
         if self._fh is not None:

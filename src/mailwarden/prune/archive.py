@@ -27,6 +27,8 @@ MANIFEST_VERSION = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._,=+-]")
 _ZIP_EPOCH = time.mktime((1980, 1, 1, 0, 0, 0, 0, 0, -1))
 _ZIP_END = time.mktime((2107, 12, 31, 23, 59, 58, 0, 0, -1))
+# zlib level 1: about 3x faster than 6 and, on mail (text, base64), only a few percent larger.
+_LEVEL = 1
 
 
 def safe_component(text: str, limit: int = 80) -> str:
@@ -58,7 +60,7 @@ class PartWriter:
         self.partial = self.path.with_name(self.path.name + ".partial")
         self._fh = open(self.partial, "wb")  # closed in finish() or abort()
         self._zip = zipfile.ZipFile(self._fh, "w", compression=zipfile.ZIP_DEFLATED,
-                                    compresslevel=6, allowZip64=True)
+                                    compresslevel=_LEVEL, allowZip64=True)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,6 +72,9 @@ class PartWriter:
         entry = f"{ordinal:07d}-{safe_component(base, 60)}.eml"
         info = zipfile.ZipInfo(entry, date_time=zip_time(date))
         info.compress_type = zipfile.ZIP_DEFLATED
+        # a ZipInfo we build does not inherit the ZipFile's level (zipfile's own private field;
+        # Python 3.13 names it compress_level and keeps the old name as an alias)
+        info._compresslevel = _LEVEL
         info.external_attr = 0o600 << 16
         digest = hashlib.sha256(data).hexdigest()
         with self._zip.open(info, "w", force_zip64=len(data) > 0x7FFFFFFF) as out:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,3 +150,89 @@ def check_folder_name(folder: str) -> str:
     if not folder or any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in parts):
         raise StoreError(f"unsafe folder name: {folder!r}")
     return folder
+
+
+# unlink() spends most of its time in the kernel freeing the inode and its blocks, which ext4 does
+# after it has released the directory lock: a few threads overlap that work (about 2x faster on a
+# 2-core VM, measured in bench/prune_vs_doveadm.py). More threads than this only add contention.
+_UNLINK_THREADS = 4
+_UNLINK_MIN_PARALLEL = 64   # below this a thread pool costs more than it saves
+_unlink_pool: ThreadPoolExecutor | None = None
+
+
+def unlink_many(paths: list[str]) -> list[OSError | None]:
+    """Unlink every path (never following a symlink: unlink removes the link itself).
+
+    Returns, in the same order, None for each path removed or the OSError it raised. The caller
+    passes paths in the order it wants them removed (inode order); each thread takes one
+    contiguous slice, so each still walks the disk in that order.
+    """
+    results: list[OSError | None] = [None] * len(paths)
+
+    def work(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            try:
+                os.unlink(paths[i])
+            except OSError as exc:
+                results[i] = exc
+
+    if len(paths) < _UNLINK_MIN_PARALLEL:
+        work(0, len(paths))
+        return results
+    global _unlink_pool
+    if _unlink_pool is None:
+        _unlink_pool = ThreadPoolExecutor(_UNLINK_THREADS, thread_name_prefix="mw-unlink")
+    step = -(-len(paths) // _UNLINK_THREADS)
+    futures = [_unlink_pool.submit(work, i, min(i + step, len(paths))) for i in range(0, len(paths), step)]
+    for future in futures:
+        future.result()  # work() catches OSError; anything else is a bug and propagates
+    return results
+
+
+def identity_field(identity: str, index: int) -> int:
+    """One integer field of a ``a:b:c`` identity (the inode, for acting in inode order), 0 if absent."""
+    try:
+        return int(identity.split(":")[index])
+    except (IndexError, ValueError):
+        return 0
+
+
+def newest_mtime(paths: Iterable[Path]) -> float | None:
+    """The newest lstat mtime among the paths that exist (None if none does)."""
+    newest = None
+    for path in paths:
+        with contextlib.suppress(OSError):
+            mtime = os.lstat(path).st_mtime
+            newest = mtime if newest is None else max(newest, mtime)
+    return newest
+
+
+class LocalStoreMixin:
+    """What the file-per-message stores (Maildir, MDaemon) do the same way."""
+
+    def checked_folder_dir(self, account: str, folder: str) -> Path:
+        """The folder's directory, refused when it resolves outside the store root (symlinks)."""
+        fdir = self.folder_dir(account, folder)
+        if not inside(self.root, fdir):
+            raise StoreError(f"folder {folder!r} leaves the store")
+        return fdir
+
+    def contains_copy(self, account: str, folder: str, sha256: str) -> bool:
+        try:
+            fdir = self.folder_dir(account, folder)
+        except StoreError:
+            return False
+        if not fdir.is_dir():
+            return False
+        for message in self.messages(account, folder):
+            with contextlib.suppress(OSError):
+                if hashlib.sha256((fdir / message.key).read_bytes()).hexdigest() == sha256:
+                    return True
+        return False
+
+    def lock(self):
+        # Per-folder locks (MDaemon) are taken around each change; the store-wide one is the executor's.
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        pass

@@ -15,7 +15,6 @@ configurable guess (``lock_name``) and docs/prune.md says to prune at a quiet ti
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import stat
@@ -36,10 +35,14 @@ from mailwarden.prune.stores.base import (
     SEEN,
     SEP,
     ActionResult,
+    LocalStoreMixin,
     StoredMessage,
     check_folder_name,
     fsync_dir,
+    identity_field,
     inside,
+    newest_mtime,
+    unlink_many,
     write_atomic,
 )
 
@@ -131,7 +134,7 @@ def _has_mailbox_content(path: Path) -> bool:
     return False
 
 
-class MDaemonStore:
+class MDaemonStore(LocalStoreMixin):
     """See `MailStore`. Root = ``...\\MDaemon\\Users`` (domains below it) or one mailbox directory."""
 
     name = "mdaemon"
@@ -298,10 +301,7 @@ class MDaemonStore:
     @staticmethod
     def order_key(message: StoredMessage) -> int:
         """Inode number (see MaildirStore.order_key)."""
-        try:
-            return int(message.identity.split(":")[0])
-        except (IndexError, ValueError):
-            return 0
+        return identity_field(message.identity, 0)
 
     def begin_batch(self) -> None:
         """Forget cached IMAP.MRK contents: the next recheck reads them again."""
@@ -315,17 +315,16 @@ class MDaemonStore:
                 with self.folder_lock(fdir):
                     self.read_mrk(fdir)  # refuse before removing anything if the index is unreadable
                     removed = set()
-                    for message in sorted(group, key=self.order_key):
-                        try:
-                            os.unlink(self._path(message))
-                        except FileNotFoundError:
+                    group = sorted(group, key=self.order_key)
+                    paths = [str(self._path(message)) for message in group]
+                    for message, error in zip(group, unlink_many(paths), strict=True):
+                        if isinstance(error, FileNotFoundError):
                             results.append(ActionResult(message, False, "gone"))
-                            continue
-                        except OSError as exc:
-                            results.append(ActionResult(message, False, f"delete failed: {exc}"))
-                            continue
-                        removed.add(message.key.lower())
-                        results.append(ActionResult(message, True))
+                        elif error is not None:
+                            results.append(ActionResult(message, False, f"delete failed: {error}"))
+                        else:
+                            removed.add(message.key.lower())
+                            results.append(ActionResult(message, True))
                     fsync_dir(fdir)
                     self._drop_records(fdir, removed)
             except StoreError as exc:
@@ -353,9 +352,7 @@ class MDaemonStore:
             self._drop_records(fdir, gone)
 
     def ensure_folder(self, account: str, folder: str) -> Path:
-        fdir = self.folder_dir(account, folder)
-        if not inside(self.root, fdir):
-            raise StoreError(f"folder {folder!r} leaves the store")
+        fdir = self.checked_folder_dir(account, folder)
         fdir.mkdir(parents=True, exist_ok=True)
         return fdir
 
@@ -428,35 +425,10 @@ class MDaemonStore:
             self.write_mrk(fdir, mrk)
         return name
 
-    def contains_copy(self, account: str, folder: str, sha256: str) -> bool:
-        try:
-            fdir = self.folder_dir(account, folder)
-        except StoreError:
-            return False
-        if not fdir.is_dir():
-            return False
-        for message in self.messages(account, folder):
-            with contextlib.suppress(OSError):
-                if hashlib.sha256((fdir / message.key).read_bytes()).hexdigest() == sha256:
-                    return True
-        return False
-
     def last_activity(self, account: str) -> float | None:
         """Newest IMAP.MRK / HIWATER.MRK change (MDaemon rewrites them when a client works on a folder)."""
-        newest = None
-        for folder in self.folders(account):
-            fdir = self.folder_dir(account, folder)
-            for name in (MRK_NAME, "HIWATER.MRK", "hiwater.mrk"):
-                with contextlib.suppress(OSError):
-                    mtime = os.lstat(fdir / name).st_mtime
-                    newest = mtime if newest is None else max(newest, mtime)
-        return newest
-
-    def lock(self):
-        return contextlib.nullcontext()
-
-    def close(self) -> None:
-        pass
+        return newest_mtime(self.folder_dir(account, folder) / name for folder in self.folders(account)
+                            for name in (MRK_NAME, "HIWATER.MRK", "hiwater.mrk"))
 
 
 def _our_stale_lock(path: Path) -> bool:
