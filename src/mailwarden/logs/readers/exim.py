@@ -303,13 +303,15 @@ class EximReader:
     name = "exim"
     dialect = DIALECT
 
+    # Lines with no message id that still only Exim writes after its "YYYY-MM-DD HH:MM:SS"
+    # stamp: mainlogs holding only rejects or syntax errors (exim-testsuite/log/0019, 0029, 0147).
     def sniff(self, head_lines: list[str]) -> bool:
         for text in head_lines:
             stamped = split_exim_stamp(text)
             if stamped is not None:
                 first = stamped[1].split(" ", 2)
-                if is_exim_id(first[0]) or stamped[1].startswith(("H=", "SMTP connection from")) \
-                        or " authenticator failed for " in stamped[1]:
+                if is_exim_id(first[0]) or stamped[1].startswith(_SNIFF_STARTS) \
+                        or any(phrase in stamped[1] for phrase in _SNIFF_PHRASES):
                     return True
                 continue
             prefix = split_syslog(text, SyslogYear(2000))
@@ -326,6 +328,13 @@ class EximReader:
             if event.kind is not EventKind.UNPARSED and "continuation" not in event.fields:
                 previous = event
             yield event
+
+
+_SNIFF_STARTS = ("H=", "U=", "F=", "SMTP connection from", "SMTP syntax error", "SMTP command timeout",
+                 "SMTP protocol", "rejected ", "Start queue run", "End queue run", "no host name found",
+                 "TLS error", "cwd=", "exim ", "SMTP call from", "ETRN ")
+_SNIFF_PHRASES = (" authenticator failed for ", " rejected RCPT ", " rejected MAIL ", " rejected EHLO ",
+                  " rejected HELO ", " rejected after DATA", " sender verify fail", " U=")
 
 
 def parse_exim_line(line: LogLine, clock: SyslogYear, previous: LogEvent | None = None) -> LogEvent:
