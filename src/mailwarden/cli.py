@@ -5,6 +5,7 @@ Exceptions become exit codes in exactly one place, ``_ErrorHandlingGroup.invoke`
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -31,6 +32,12 @@ class _ErrorHandlingGroup(TyperGroup):
                 err_console.print_exception()
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(int(exc.exit_code)) from None
+        except BrokenPipeError:
+            # `mailwarden ... | head`: the reader left. Point stdout at /dev/null so the exit
+            # flush cannot fail again, and exit like a process killed by SIGPIPE would.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

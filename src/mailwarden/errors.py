@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     SERVER = 5         # a server (SMTP, IMAP) could not be reached or misbehaved
     PARTIAL = 6        # a destructive run skipped some messages (prune); nothing lost
     INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # stdout closed early (`| head`), as 128 + SIGPIPE
 
 
 class MailwardenError(Exception):

@@ -8,6 +8,7 @@ import enum
 import html
 import ipaddress
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import PurePath
@@ -28,7 +29,17 @@ T = TypeVar("T")
 
 # stdout carries results (tables or JSON); stderr carries errors and progress, so
 # `mailwarden trace --json x | jq` never sees a progress bar.
-console = Console(highlight=False, soft_wrap=False)
+class _Console(Console):
+    """Rich's console, but a closed stdout (``| head``) exits 141 like SIGPIPE, not 1 ("a bug")."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(141)  # ExitCode.BROKEN_PIPE (errors.py imports nothing from here)
+
+
+console = _Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 JSON_SCHEMA_VERSION = 1

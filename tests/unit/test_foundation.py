@@ -10,6 +10,8 @@ from mailwarden.config import load_config
 from mailwarden.errors import ConfigError, ExitCode
 from mailwarden.registry import Registry
 
+from tests.conftest import REPO
+
 
 def test_config_file_and_overrides(tmp_path):
     cfg_file = tmp_path / "mailwarden.toml"
@@ -68,3 +70,19 @@ def test_registry_rejects_duplicates():
 def test_cli_version_and_usage_error(run_cli):
     assert run_cli("--version").stdout.startswith("mailwarden ")
     assert run_cli("no-such-command").exit_code == ExitCode.USAGE
+
+
+def test_closed_stdout_exits_like_sigpipe(tmp_path):
+    """`mailwarden ... | head`: exit 141 quietly, never a traceback or the 'bug' status 1."""
+    import subprocess
+    import sys
+
+    many = ["samples/"] * 60  # output well beyond a pipe's 64 KiB buffer, so the write must fail
+    for args in (["trace", *many, "--json"], ["trace", *many, "--summary"]):
+        proc = subprocess.Popen([sys.executable, "-m", "mailwarden", *args], cwd=str(REPO),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.read(10)
+        proc.stdout.close()  # the reader leaves early
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141, stderr
+        assert "Traceback" not in stderr
