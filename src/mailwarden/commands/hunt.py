@@ -24,7 +24,7 @@ LogsArg = Annotated[list[str] | None, typer.Argument(help="SMTP log files (Postf
                                                      show_default=False)]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="Read a `logs index` database instead of LOG files.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Log dialect: postfix, exim, mdaemon (default: detect).")]
-YearOpt = Annotated[int | None, typer.Option("--year", help="Year of classic syslog lines (default: from the file).")]
+YearOpt = Annotated[int | None, typer.Option("--year", min=1970, max=2200, help="Year of classic syslog lines (default: from the file).")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Only activity from this server-local time on (ISO).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only activity before this server-local time (ISO).")]
 LastOpt = Annotated[str | None, typer.Option("--last", help="Only the final part of the logs, e.g. 24h, 7d.")]
@@ -91,7 +91,7 @@ def hunt(
     since: SinceOpt = None,
     until: UntilOpt = None,
     last: LastOpt = None,
-    top: Annotated[int | None, typer.Option("--top", help="Show only the N highest suspects.")] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Show only the N highest suspects.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing; exit 3 when a suspect is over the alarm line, else 0 (for cron).")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Tail one live LOG (survives rotation) and alert as soon as a suspect crosses the alarm line.")] = False,
     exec_cmd: Annotated[str | None, typer.Option("--exec", help="With --follow: run this shell command on each alert (suspect in MW_* variables and as JSON on stdin).")] = None,

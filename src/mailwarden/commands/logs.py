@@ -75,7 +75,7 @@ def find_command(
     until: Annotated[str | None, typer.Option("--until", help="Sessions starting at or before this time.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "auto",
     year: Annotated[int | None, typer.Option(
-        "--year", help="Year of the first line of classic syslog logs (default: from the time searched around, else the file's mtime).")] = None,
+        "--year", min=1970, max=2200, help="Year of the first line of classic syslog logs (default: from the time searched around, else the file's mtime).")] = None,
     unparsed: Annotated[Path | None, typer.Option(
         "--unparsed", help="Write lines that fit nowhere to this file (reads every line: slower).")] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Answer from a `logs index` DuckDB file instead of the logs.")] = None,
@@ -113,6 +113,13 @@ def find_command(
         window.since = parse_when(since, "--since")
     if until:
         window.until = parse_when(until, "--until")
+    if window.since is not None and window.until is not None:
+        try:
+            backwards = window.since > window.until
+        except TypeError:  # one aware, one naive: compare as written
+            backwards = window.since.replace(tzinfo=None) > window.until.replace(tzinfo=None)
+        if backwards:
+            raise ConfigError("--since is later than --until")
     query.window = window
     if not query.message_id and not query.queue_id and window.empty:
         raise ConfigError("say what to find: --message-id, --queue-id, --from-message, or a time "

@@ -24,7 +24,7 @@ DEFAULT_SQL_LIMIT = 1000
 def index_command(
     logs: Annotated[list[str], typer.Argument(help="Log files (plain, rotated, .gz/.bz2/.xz) or - for stdin.")],
     db: DbOpt,
-    year: Annotated[int | None, typer.Option("--year", help="Year of the first line of year-less syslog files (default: from the file's mtime).")] = None,
+    year: Annotated[int | None, typer.Option("--year", min=1970, max=2200, help="Year of the first line of year-less syslog files (default: from the file's mtime).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, postfix, exim or mdaemon.")] = "auto",
     json_out: JsonOpt = False,
 ) -> None:

@@ -52,7 +52,7 @@ NEXT_ACTIONS: tuple[Action, ...] = (
     _row(CLIENT_IP, {"suspicious-helo"},
          "clean the machine if it is ours (malware speaks SMTP); block it if it is not"),
     _row(CLIENT_IP, {"auth-failures", "auth-users"},
-         "block the IP (password guessing; fail2ban postfix-sasl)"),
+         "block the IP: it is guessing passwords (e.g. a fail2ban jail on the SMTP AUTH failures)"),
     _row(CLIENT_IP, {"rejects"}, "nothing to do unless the IP is ours: the server refuses it"),
     _row(LOCAL_USER, {"local-injection"},
          "find the script running as this user (web form, CMS plug-in) and stop it"),
