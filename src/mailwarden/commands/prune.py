@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -14,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from mailwarden.errors import ConfigError, ExitCode
+from mailwarden.errors import ConfigError, ExitCode, InputError, MailwardenError
 from mailwarden.output import console, emit_json, err_console, progress
 
 from .common import ConfigOpt, JsonOpt
@@ -47,6 +48,21 @@ def _state_dir() -> Path:
     return Path(base) / "mailwarden" / "prune"
 
 
+def _json_errors(command):
+    """With --json a failed command still prints one JSON document (the CLI prints the stderr line)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MailwardenError as exc:
+            if kwargs.get("json_out"):
+                emit_json({"schema": 1, "error": str(exc), "exit_code": int(exc.exit_code)})
+            raise
+
+    return wrapper
+
+
 def _prune_section(config: Path | None) -> dict:
     from mailwarden.config import load_config
 
@@ -54,6 +70,7 @@ def _prune_section(config: Path | None) -> dict:
 
 
 @prune_app.command("run", hidden=True, context_settings={"allow_interspersed_args": True})
+@_json_errors
 def run_command(
     args: Annotated[list[str] | None, typer.Argument(
         help="STORE (Maildir, MDaemon Users dir, mbox file or dir, imap[s]://user@host) and/or "
@@ -151,9 +168,26 @@ def run_command(
             login.password = password_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"cannot read password file: {exc}") from None
-    store = open_store(spec, store_type, imap=login,
-                       mdaemon_lock_name=mdaemon_lock_name or section.get("mdaemon_lock_name"),
-                       mbox_lock_timeout=mbox_lock_timeout)
+    try:
+        store = open_store(spec, store_type, imap=login,
+                           mdaemon_lock_name=mdaemon_lock_name or section.get("mdaemon_lock_name"),
+                           mbox_lock_timeout=mbox_lock_timeout)
+    except InputError as exc:
+        if switches.any and not rest:
+            # The store came from [prune] store or MDaemon's default: say where to set it.
+            raise ConfigError(f"{str(exc).split('; hint:')[0]}; hint: set [prune] store = \"/path/to/MDaemon/Users\" "
+                              "and, for Windows paths like c:\\..., [prune.drives] c = \"/mnt/c\" in "
+                              "mailwarden.toml (or give the store path first)") from None
+        raise
+    for warning in getattr(store, "warnings", []):
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if action == "archive":
+        # Checked before the journal records anything, so a bad DIR never leaves a planned part.
+        try:
+            _check_archive_dir(archive)
+        except ConfigError:
+            store.close()
+            raise
     try:
         key = hashlib.sha1(store.store_id.encode()).hexdigest()[:16]
         journal_path = journal or _state_dir() / f"{store.name}-{key}.sqlite"
@@ -210,12 +244,30 @@ def run_command(
                 run_log.close()
     finally:
         store.close()
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
     if json_out:
         emit_json(summary)
     else:
         _render(summary)
-    if summary.failed:
-        raise typer.Exit(int(ExitCode.PARTIAL))
+    code = summary.exit_code()
+    if code:
+        if code != ExitCode.PARTIAL:
+            for err in summary.errors[:5]:
+                err_console.print(f"[bold red]error:[/] {escape(str(err['reason']))}")
+        raise typer.Exit(code)
+
+
+def _check_archive_dir(archive: Path) -> None:
+    """The archive DIR must be (or become) a writable directory; else a usage error."""
+    if archive.exists() and not archive.is_dir():
+        raise ConfigError(f"--archive {archive}: exists and is not a directory")
+    try:
+        archive.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--archive {archive}: cannot create the directory ({exc.strerror or exc})") from None
+    if not os.access(archive, os.W_OK | os.X_OK):
+        raise ConfigError(f"--archive {archive}: directory is not writable")
 
 
 def _inactive(store, criteria, days: int) -> list[dict]:
@@ -287,6 +339,7 @@ def _render(summary) -> None:
 
 
 @prune_app.command("restore")
+@_json_errors
 def restore_command(
     archives: Annotated[list[Path], typer.Argument(help="Archive zip(s) or directories of them.")],
     to: Annotated[str | None, typer.Option("--to", help="Store to restore into (default: the store recorded in the archive).")] = None,

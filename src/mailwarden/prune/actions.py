@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailwarden.errors import ConfigError, ServerError, StoreError
+from mailwarden.errors import ConfigError, ExitCode, ServerError, StoreError
 from mailwarden.prune.archive import PartWriter, safe_component
 from mailwarden.prune.journal import Journal, Step
 from mailwarden.prune.select import Criteria
-from mailwarden.prune.stores.base import MailStore, StoredMessage
+from mailwarden.prune.stores.base import MailStore, ServerUnreachable, StoredMessage
 
 ACTIONS = ("test", "delete", "move", "archive")
 _MAX_ERRORS_KEPT = 200
@@ -71,6 +71,19 @@ class PruneSummary:
     errors: list[dict] = field(default_factory=list)
     resumed: dict = field(default_factory=dict)
     inactive: list[dict] | None = None
+    # Accounts refused because the server could not be reached: when that is every account,
+    # nothing ran and the run exits SERVER (5); a refused login stays PARTIAL (6).
+    unreachable_accounts: int = 0
+    warnings: list[str] = field(default_factory=list)   # printed on stderr, and in the log
+
+    def exit_code(self) -> int:
+        """0; SERVER when the server could not be reached for any account; else PARTIAL on failures."""
+        if not self.failed:
+            return int(ExitCode.OK)
+        accounts = {t.account for t in self.folders.values()}
+        if self.unreachable_accounts and self.unreachable_accounts == len(accounts):
+            return int(ExitCode.SERVER)
+        return int(ExitCode.PARTIAL)
 
     def tally(self, account: str, folder: str) -> FolderTally:
         key = (account, folder)
@@ -141,6 +154,12 @@ class RunLog:
             self._fh = None
 
 
+class StoreBusy(StoreError):
+    """Another prune holds the store (or its lock cannot be made): the store could not be used."""
+
+    exit_code = ExitCode.INPUT
+
+
 class StoreLock:
     """One prune at a time per store: an fcntl lock on a file beside the journal (freed when we die)."""
 
@@ -149,13 +168,17 @@ class StoreLock:
         self._fd: int | None = None
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreBusy(f"cannot create the prune lock {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise StoreError(f"another prune is running on this store (lock {self.path})") from None
+            raise StoreBusy(f"another prune is running on this store (lock {self.path}); "
+                            "hint: wait for it to finish") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -196,9 +219,14 @@ class Pruner:
         for run_id, action, _args in unfinished:
             self.log.write("resume", run=run_id, action=action)
             for part_id, _account, _folder, path, _state in self.journal.parts(run_id, "writing"):
-                # Killed before the part was verified: nothing was removed for it, drop the file.
-                Path(path).with_name(Path(path).name + ".partial").unlink(missing_ok=True)
-                Path(path).unlink(missing_ok=True)
+                # Killed (or failed) before the part was verified: nothing was removed for it, so
+                # drop the file. A path that cannot exist (a parent is a file, unreadable dir)
+                # means it was never written: clear it, never crash on it.
+                for leftover in (Path(path).with_name(Path(path).name + ".partial"), Path(path)):
+                    try:
+                        leftover.unlink(missing_ok=True)
+                    except OSError as exc:
+                        self.log.write("resume-part-unremovable", path=str(leftover), reason=str(exc))
                 self.journal.abort_part(part_id, "run killed before the archive was verified")
                 resumed["parts_discarded"] += 1
             for steps in _chunks(self.journal.steps(run_id, ("planned",)), self.plan.batch_size):
@@ -244,6 +272,7 @@ class Pruner:
             from mailwarden.prune.select import canonical_folder
 
             move_dest = canonical_folder(self.plan.move_to or "")
+        seen_folders: set[str] = set()
         for account in list(self.store.accounts()):
             if not self.criteria.account_ok(account):
                 continue
@@ -252,9 +281,11 @@ class Pruner:
             except (StoreError, ServerError, ConfigError) as exc:
                 # One account we cannot open (login refused, unreadable dir): say so, go on.
                 self.summary.tally(account, "*").refused = str(exc)
-                self.summary.errors.append({"account": account, "reason": str(exc)})
+                self.summary.errors.append({"account": account, "folder": None, "key": None, "reason": str(exc)})
+                self.summary.unreachable_accounts += isinstance(exc, ServerUnreachable)
                 self.log.write("account-refused", account=account, reason=str(exc))
                 continue
+            seen_folders.update(folders)
             for folder in folders:
                 if not self.criteria.folder_ok(folder) or folder == move_dest:
                     continue
@@ -263,13 +294,30 @@ class Pruner:
                 except (StoreError, ServerError) as exc:
                     # One folder the store cannot change safely: say why, go on with the others.
                     self.summary.tally(account, folder).refused = str(exc)
-                    self.summary.errors.append({"account": account, "folder": folder, "reason": str(exc)})
+                    self.summary.errors.append({"account": account, "folder": folder, "key": None,
+                                                "reason": str(exc)})
                     self.log.write("folder-refused", account=account, folder=folder, reason=str(exc))
+        self._warn_unmatched_folders(seen_folders)
         if self.journal is not None and self.run_id is not None:
             self.journal.finish_run(self.run_id)
         totals = self.summary.totals()
         self.log.write("finish", **totals)
         return self.summary
+
+    def _warn_unmatched_folders(self, seen_folders: set[str]) -> None:
+        """A --folder pattern that matched nothing is most likely a typo: say which folders exist."""
+        from mailwarden.prune.select import folder_matcher
+
+        if not seen_folders:
+            return
+        names = sorted(seen_folders)
+        for pattern in self.criteria.folders:
+            matches = folder_matcher([pattern])
+            if not any(matches(name) for name in names):
+                shown = ", ".join(names[:20]) + (f" ... ({len(names)} in all)" if len(names) > 20 else "")
+                text = f"--folder {pattern!r} matches no folder; folders here: {shown}"
+                self.summary.warnings.append(text)
+                self.log.write("warning", reason=text)
 
     # -- one folder ---------------------------------------------------------------------------
     def _selected(self, account: str, folder: str, tally: FolderTally) -> Iterator[tuple[StoredMessage, float | None]]:
@@ -424,7 +472,12 @@ class Pruner:
                 number += 1
                 path = self._part_path(account, folder, number)
                 part_id = self.journal.start_part(self.run_id, account, folder, path)
-                writer = PartWriter(path, self.store.name, self.store.store_id)
+                try:
+                    writer = PartWriter(path, self.store.name, self.store.store_id)
+                except OSError as exc:
+                    # Nothing written, nothing removed: drop the part and refuse this folder.
+                    self.journal.abort_part(part_id, f"cannot create archive: {exc}")
+                    raise StoreError(f"cannot create archive {path}: {exc.strerror or exc}") from None
                 entries, failed = {}, {}
             self.journal.assign_part(part_id, [step.step_id for step in steps])
             for step in steps:

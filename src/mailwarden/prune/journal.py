@@ -22,10 +22,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailwarden.errors import JournalError
+from mailwarden.errors import ExitCode, JournalError
 from mailwarden.prune.stores.base import StoredMessage
 
 SCHEMA_VERSION = 2
+
+class JournalUnreadable(JournalError):
+    """The journal file cannot be opened or read: an input problem, not a bug."""
+
+    exit_code = ExitCode.INPUT
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -71,8 +77,8 @@ class Journal:
 
     def __init__(self, path: Path, durable: bool = True):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk before we touch the store. An archive needs that (a lost
@@ -82,12 +88,14 @@ class Journal:
             self.db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise JournalError(f"prune journal {path} is unreadable: {exc}") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise JournalUnreadable(f"prune journal {path} is unreadable: {exc}; hint: give another "
+                                    "--journal FILE, or move this one aside (a journal of a killed "
+                                    "archive run may still list archived originals to remove)") from None
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
-            raise JournalError(f"prune journal {path} has schema {row[0]}, this mailwarden writes {SCHEMA_VERSION}")
+            raise JournalUnreadable(f"prune journal {path} has schema {row[0]}, this mailwarden writes {SCHEMA_VERSION}")
         self._fault_steps = _fault_budget()
 
     # -- runs ---------------------------------------------------------------------------------

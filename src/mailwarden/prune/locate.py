@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from mailwarden.errors import ConfigError, StoreError
+from mailwarden.errors import ConfigError, InputError
 from mailwarden.prune.stores.base import MailStore
 
 STORE_TYPES = ("auto", "maildir", "mbox", "mdaemon", "imap")
@@ -51,15 +51,19 @@ def detect(path: Path) -> str:
 
     if path.is_file():
         return "mbox"
+    if path.exists() and not path.is_dir():
+        raise InputError(f"store {path} is not a regular file or directory")
     if not path.is_dir():
-        raise StoreError(f"store {path} does not exist")
+        raise InputError(f"store {path} does not exist; hint: give the path of a Maildir, an mbox file "
+                         "or dir, an MDaemon Users dir, or an imap://user@host URL")
     if is_maildir(path) or _any_below(path, is_maildir):
         return "maildir"
     if _has_mailbox_content(path) or _any_below(path, _has_mailbox_content, depth=2):
         return "mdaemon"
     if any(_looks_like_mbox(p) for p in path.iterdir() if p.is_file()):
         return "mbox"
-    raise StoreError(f"cannot tell what kind of store {path} is; give --store-type")
+    raise InputError(f"cannot tell what kind of store {path} is (no Maildir cur/new/tmp, no MDaemon *.msg, "
+                     "no mbox 'From ' file found); hint: give --store-type maildir|mbox|mdaemon")
 
 
 def _looks_like_mbox(path: Path) -> bool:

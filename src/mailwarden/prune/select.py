@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -65,11 +66,11 @@ def parse_date(text: str) -> float:
     """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS][+TZ]`` (UTC when no zone) -> epoch seconds."""
     try:
         value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+    except (ValueError, OverflowError):
         raise ConfigError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()
 
 
 def header_date(head: bytes) -> float | None:
@@ -176,9 +177,19 @@ def cutoff_from(days: float | None, before: str | None, now: float | None = None
     if days is not None and before is not None:
         raise ConfigError("give --days or --before, not both")
     if days is not None:
-        if days < 0:
-            raise ConfigError("--days must be 0 or more")
-        return (time.time() if now is None else now) - days * 86400
+        if not math.isfinite(days) or days < 0:
+            raise ConfigError(f"--days must be a finite number ≥ 0, got {days}")
+        return _representable((time.time() if now is None else now) - days * 86400, f"--days {days:g}")
     if before is not None:
-        return parse_date(before)
+        return _representable(parse_date(before), f"--before {before}")
     return None
+
+
+def _representable(cutoff: float, what: str) -> float:
+    """A cutoff every later step (log, JSON, gmtime) can print; checked before anything runs."""
+    try:
+        dt.datetime.fromtimestamp(cutoff, dt.UTC)
+        time.gmtime(cutoff)
+    except (OverflowError, ValueError, OSError):
+        raise ConfigError(f"{what}: the date is out of range") from None
+    return cutoff

@@ -236,3 +236,7 @@ class LocalStoreMixin:
 
     def close(self) -> None:
         pass
+
+
+class ServerUnreachable(ServerError):
+    """The server could not be reached at all (as opposed to refusing one login)."""

@@ -19,6 +19,7 @@ import ssl as ssl_mod
 from collections.abc import Iterator
 
 from mailwarden.errors import ConfigError, ServerError, StoreError
+from mailwarden.prune.stores.base import ServerUnreachable
 from mailwarden.prune.stores.base import DELETED, INBOX, RECENT, SEP, ActionResult, StoredMessage
 
 _FETCH_CHUNK = 1000
@@ -81,7 +82,7 @@ class ImapStore:
         except LoginError:
             raise ServerError(f"IMAP login failed for {account} on {self.host}:{self.port}") from None
         except (OSError, IMAPClientError) as exc:
-            raise ServerError(f"cannot reach IMAP server {self.host}:{self.port}: {exc}") from None
+            raise ServerUnreachable(f"cannot reach IMAP server {self.host}:{self.port}: {exc}") from None
         self._client, self._account = client, account
         self._selected = None
         self._names = {}

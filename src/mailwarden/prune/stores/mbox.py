@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from mailwarden.errors import StoreError
+from mailwarden.errors import InputError, StoreError
 from mailwarden.prune.stores.base import (
     ANSWERED,
     DELETED,
@@ -129,7 +129,18 @@ class MboxStore:
         self.store_id = f"mbox:{self.root.resolve()}"
         self.lock_timeout = lock_timeout
         self._files: dict[str, Path] = {}
+        self.warnings: list[str] = []
         if self.root.is_file():
+            try:
+                with open(self.root, "rb") as fh:
+                    start = fh.read(5)
+            except OSError as exc:
+                raise InputError(f"cannot read mbox {self.root}: {exc.strerror or exc}") from None
+            if start == b"":
+                self.warnings.append(f"{self.root}: empty mbox, nothing to prune")
+            elif start != b"From ":
+                raise InputError(f"{self.root} is not an mbox (it does not start with a 'From ' line); "
+                                 "hint: give a Maildir, an MDaemon Users dir or an mbox file")
             self._files[self.root.name] = self.root
         elif self.root.is_dir():
             for p in sorted(self.root.iterdir()):
@@ -140,7 +151,7 @@ class MboxStore:
                     if start in (b"From ", b""):
                         self._files[p.name] = p
         else:
-            raise StoreError(f"{self.root} does not exist")
+            raise InputError(f"store {self.root} does not exist or is not a regular file or directory")
         self._index: dict[str, tuple[tuple, dict[str, list[int]]]] = {}
 
     def accounts(self) -> Iterator[str]:
