@@ -355,7 +355,10 @@ def restore_command(
 
     login = ImapLogin(users=list(user or []), master_user=master_user)
     if password_file:
-        login.password = password_file.read_text(encoding="utf-8").strip()
+        try:
+            login.password = password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read password file: {exc}") from None
     result = restore(archives, to=to, store_type=store_type, imap=login)
     if json_out:
         emit_json(result)

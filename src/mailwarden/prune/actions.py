@@ -133,8 +133,12 @@ class RunLog:
         self.path = path
         self._fh = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(path, "a", encoding="utf-8")  # closed in close()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(path, "a", encoding="utf-8")  # closed in close()
+            except OSError as exc:
+                raise ConfigError(f"cannot write the prune log {path}: {exc.strerror or exc}; "
+                                  "hint: give --log FILE (or --journal FILE) in a writable directory") from None
 
     def write(self, event: str, message: StoredMessage | None = None, **fields) -> None:
         if self._fh is None:

@@ -169,8 +169,8 @@ def read_manifest(path: Path) -> Iterator[ArchivedMessage]:
                                       record.get("envelope"))
     except KeyError:
         raise InputError(f"{path} is not a mailwarden prune archive (no {MANIFEST})") from None
-    except (zipfile.BadZipFile, OSError, ValueError, TypeError) as exc:
-        raise InputError(f"{path}: unreadable archive: {exc}") from None
+    except (zipfile.BadZipFile, OSError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path}: unreadable archive or invalid manifest: {exc}") from None
 
 
 def read_entry(path: Path, entry: str) -> bytes:

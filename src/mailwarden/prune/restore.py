@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 from mailwarden.errors import InputError, MailwardenError, StoreError
-from mailwarden.prune.archive import MANIFEST, read_entry, read_manifest, verify
-from mailwarden.prune.locate import ImapLogin, open_store
+from mailwarden.prune.archive import MANIFEST, MANIFEST_VERSION, read_entry, read_manifest, verify
+from mailwarden.prune.locate import STORE_TYPES, ImapLogin, open_store
 from mailwarden.prune.stores.base import MailStore
 
 
@@ -21,20 +21,37 @@ def _archive_files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*.zip") if p.is_file() and not p.is_symlink()))
+            found = sorted(p for p in path.rglob("*.zip") if p.is_file() and not p.is_symlink())
+            if not found:
+                raise InputError(f"no archives found in {path} (no *.zip below it)")
+            out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():
+            raise InputError(f"{path} is not a regular file (give a zip archive or a directory of them)")
         else:
             raise InputError(f"no such archive: {path}")
     return out
 
 
 def _header(path: Path) -> dict:
+    """The manifest's first line: which store the archive came from (InputError when unusable)."""
     try:
         with zipfile.ZipFile(path) as zf, zf.open(MANIFEST) as fh:
-            return json.loads(fh.readline())
-    except (KeyError, zipfile.BadZipFile, OSError, ValueError) as exc:
+            line = fh.readline(1 << 20)
+    except KeyError:
+        raise InputError(f"{path}: the archive's manifest ({MANIFEST}) is missing; "
+                         "not a mailwarden prune archive") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"{path} is not a mailwarden prune archive: {exc}") from None
+    try:
+        header = json.loads(line)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("mailwarden_manifest") != MANIFEST_VERSION:
+        raise InputError(f"{path}: the archive's manifest ({MANIFEST}) is invalid; "
+                         "not a mailwarden prune archive of a version this mailwarden reads")
+    return header
 
 
 def restore(paths: list[Path], *, to: str | None = None, store_type: str = "auto",
@@ -50,8 +67,11 @@ def restore(paths: list[Path], *, to: str | None = None, store_type: str = "auto
             target = to
             kind = store_type
             if target is None:
-                store_id = str(header.get("store_id", ""))
+                store_id = str(header.get("store_id") or "")
                 kind_recorded, _, location = store_id.partition(":")
+                if kind_recorded not in STORE_TYPES or kind_recorded == "auto" or not location:
+                    raise InputError(f"{path}: the archive's manifest is invalid (no usable store_id "
+                                     f"{store_id!r}); give --to STORE to restore it")
                 if kind_recorded == "imap":
                     raise InputError(f"{path}: came from IMAP; give --to imap://... to restore it")
                 target, kind = location, kind_recorded

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from mailwarden.errors import StoreError
+from mailwarden.errors import ServerError, StoreError
 
 # IMAP system flags, the common vocabulary of every store's flags.
 SEEN = "\\Seen"

@@ -19,8 +19,15 @@ import ssl as ssl_mod
 from collections.abc import Iterator
 
 from mailwarden.errors import ConfigError, ServerError, StoreError
-from mailwarden.prune.stores.base import ServerUnreachable
-from mailwarden.prune.stores.base import DELETED, INBOX, RECENT, SEP, ActionResult, StoredMessage
+from mailwarden.prune.stores.base import (
+    DELETED,
+    INBOX,
+    RECENT,
+    SEP,
+    ActionResult,
+    ServerUnreachable,
+    StoredMessage,
+)
 
 _FETCH_CHUNK = 1000
 _TIMEOUT = 60
