@@ -66,7 +66,9 @@ def _print_summary(summary) -> None:
     console.print(table)
     for s in summary.sources:
         if s.message:
-            (err_console if s.status == "failed" else console).print(f"{escape(s.path)}: {escape(s.message)}")
+            # Loader messages about one file usually name it already.
+            text = s.message if s.message.startswith(s.path) else f"{s.path}: {s.message}"
+            (err_console if s.status == "failed" else console).print(escape(text))
     totals = summary.totals()
     rate = totals["lines"] / summary.seconds if summary.seconds else 0
     console.print(f"{totals['loaded']} loaded, {totals['skipped']} skipped, {totals['failed']} failed; "

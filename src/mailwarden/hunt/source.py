@@ -101,7 +101,8 @@ def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: i
             bar.update(task, completed=done_bytes, description=what[:40])
 
         summary = index_logs(db_path, paths, year=year, fmt=fmt or "auto", progress=advance)
-    problems = [f"{r.path}: {r.message or r.status}" for r in summary.sources if r.status == "failed"]
+    problems = [r.message if (r.message or "").startswith(r.path) else f"{r.path}: {r.message or r.status}"
+                for r in summary.sources if r.status == "failed"]
     if problems and len(problems) == len(summary.sources):
         raise InputError("; ".join(problems))
     con = duckdb.connect(db_path, read_only=True)

@@ -108,13 +108,24 @@ def schema_sql() -> str:
     return resources.files("mailwarden.logs").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
-def connect(db_path: str | os.PathLike, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (and for writing, create) the index; raises IndexUnavailable with a one-line reason."""
+def connect(db_path: str | os.PathLike, *, read_only: bool = False,
+            threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (and for writing, create) the index; raises IndexUnavailable with a one-line reason.
+
+    ``threads`` caps DuckDB's worker threads when this call creates the database instance (a
+    file already open in this process keeps its instance and its settings)."""
     path = str(db_path)
     if read_only and not Path(path).exists():
         raise IndexUnavailable(f"{path}: no such index (create it with `mailwarden logs index LOG --db {path}`)")
     try:
-        con = duckdb.connect(path, read_only=read_only)
+        try:
+            con = duckdb.connect(path, read_only=read_only,
+                                 config={"threads": threads} if threads else {})
+        except duckdb.ConnectionException:
+            if not threads:
+                raise
+            # open elsewhere in this process with other settings: share that instance as it is
+            con = duckdb.connect(path, read_only=read_only)
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise IndexUnavailable(f"{path}: cannot open the index: {first}") from None
@@ -580,7 +591,10 @@ def find_sessions(db_path: str | os.PathLike, message_id: str | None = None, que
     """
     own = con is None
     if con is None:
-        con = connect(db_path, read_only=True)
+        # One DuckDB thread per query: these are point look-ups touching one or two row groups
+        # per table, where the worker hand-off costs more than it saves; the queries still run
+        # side by side on their own cursors (see _parallel).
+        con = connect(db_path, read_only=True, threads=1)
     try:
         return _find(con, message_id, queue_id, since, until, limit)
     finally:

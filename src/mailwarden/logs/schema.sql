@@ -143,3 +143,13 @@ CREATE TABLE IF NOT EXISTS session_lines (
     source_id   INTEGER NOT NULL,
     lineno      BIGINT NOT NULL
 );
+
+-- find_sessions looks transactions up by queue id and by session_id, but transactions are
+-- stored in Message-ID order (which is what makes the Message-ID look-up skip row groups), so
+-- both would be full scans. These ART indexes make them point look-ups: on the 1 GiB bench log
+-- (1.6 M transactions) they take about 1 s to build and 57 MiB, and cut a queue-id find from
+-- ~75 to ~51 ms and a Message-ID find by 3-5 ms. The other tables are stored in session order
+-- and their min/max statistics already skip the other row groups; indexes on them measured no
+-- gain, nor one on message_id.
+CREATE INDEX IF NOT EXISTS transactions_queue ON transactions (queue_id);
+CREATE INDEX IF NOT EXISTS transactions_session ON transactions (session_id);
