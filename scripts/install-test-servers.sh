@@ -37,5 +37,5 @@ cleanup() { [ "$created_policy" = 1 ] && rm -f "$policy"; }
 trap cleanup EXIT
 
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 echo "install-test-servers: done"
