@@ -454,6 +454,12 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
             with contextlib.suppress(duckdb.Error):
                 _delete_source(con, source_id)
             raise
+        if counts["lines"] == 0 and compression and fp.size > 0:
+            # DuckDB's gzip reader stops quietly at a truncated stream: a non-empty compressed
+            # file that yields no line is damaged, not an empty log.
+            _delete_source(con, source_id)
+            raise InputError(f"{result.path}: no log line could be read from this {compression} file "
+                             "(truncated or corrupt?)")
         result.source_id = source_id
         result.lines, result.unparsed = counts["lines"], counts["unparsed"] + cut
         result.other, result.sessions = counts.get("other", 0), sessions
