@@ -9,7 +9,6 @@ import pytest
 from mailwarden.config import load_config
 from mailwarden.errors import ConfigError, ExitCode
 from mailwarden.registry import Registry
-
 from tests.conftest import REPO
 
 

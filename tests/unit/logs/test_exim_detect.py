@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from mailwarden.logs.readers.exim import EximReader
-
 from tests.conftest import corpus_path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 
 from mailwarden.errors import ExitCode
-
 from tests.conftest import DATA
 
 REAL_LOG = DATA / "logs" / "postfix" / "postfix-3.7-maillog.log"  # written by a real Postfix 3.7

@@ -8,7 +8,6 @@ import shutil
 
 from mailwarden.errors import ExitCode
 from mailwarden.message.parse import MAX_LINE, read_path, read_stream
-
 from tests.conftest import REPO
 
 
