@@ -12,8 +12,9 @@ demo: install
 servers:
 	bash scripts/install-test-servers.sh
 
-# Everything: installs the real servers (as root), the package, then runs the whole suite.
+# Everything: installs the real servers (as root), the package, lints, then runs the whole suite.
 test: servers install
+	$(PYTHON) -m ruff check src tests bench
 	$(PYTHON) -m pytest -q
 
 test-fast: install
