@@ -41,3 +41,18 @@ def test_logs_find_from_message(run_cli):
     assert doc["query"]["message_id"].startswith("auth-submission.")
     assert doc["query"]["since"].startswith("2026-11-22T00:18:35")   # ±1 day around Received
     assert doc["sessions"][0]["auth_user"] == "alice"
+
+
+def test_trace_next_action_names_the_given_log(run_cli):
+    result = run_cli("trace", str(SCENARIO / "trusted-pc.eml"), "--server-name", "mail.example.test",
+                     "--trusted-net", "127.0.0.10/32", "--logs", str(LOG), "--json")
+    assert result.exit_code == 0, result.stderr
+    action = result.json()["messages"][0]["next_action"]
+    assert f"mailwarden logs find {LOG} --message-id trusted-pc." in action
+    assert "/var/log/mail.log" not in action
+
+
+def test_trace_with_a_missing_log_is_an_input_error(run_cli, tmp_path):
+    result = run_cli("trace", str(SCENARIO / "trusted-pc.eml"), "--logs", str(tmp_path / "nope.log"))
+    assert result.exit_code == 4
+    assert "no such file" in result.stderr
