@@ -8,6 +8,7 @@ bound to our accepting hop - is decided in ``message/trace.py``, and what it mea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -92,3 +93,21 @@ def host_prefix(value: str) -> tuple[str | None, str]:
     if sep and head and " " not in head and "@" not in head and "." in head:
         return head.lower().rstrip("."), rest.strip()
     return None, value.strip()
+
+
+def from_received_comments(marker: str, hops: list[Hop], kind: EvidenceKind, server_family: str,
+                           read: Callable[[str, Hop], dict | None]) -> list[AuthEvidence]:
+    """Evidence from the comments of Received lines (Postfix, sendmail, qmail write theirs there).
+
+    ``read(comment, hop)`` returns the fields the comment gives (``account``, ``uid``,
+    ``client_ip``, ``helo``) or None when the comment is not this marker's.
+    """
+    found = []
+    for hop in hops:
+        for comment in hop.comments:
+            fields = read(comment, hop)
+            if fields is not None:
+                found.append(AuthEvidence(marker=marker, kind=kind, header="Received",
+                                          value=f"({comment})", hop_index=hop.index,
+                                          server_family=server_family, **fields))
+    return found

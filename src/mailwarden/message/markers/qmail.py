@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from mailwarden.message.markers.base import AuthEvidence, EvidenceKind, HeaderView
+from mailwarden.message.markers.base import (
+    AuthEvidence,
+    EvidenceKind,
+    HeaderView,
+    from_received_comments,
+)
 from mailwarden.message.received import Hop, clean_ip
 
 
@@ -38,16 +43,11 @@ class QmailSmtpAuth:
     description = "Received from-comment `(user@domain@[ip])` / `(user@domain@ip)` written by qmail SMTP-AUTH patches"
 
     def find(self, headers: HeaderView, hops: list[Hop]) -> list[AuthEvidence]:
-        found = []
-        for hop in hops:
-            for comment in hop.comments:
-                if comment.count("@") >= 2 and " " not in comment:
-                    user, _, literal = comment.rpartition("@")
-                    if clean_ip(literal) is None:
-                        continue
-                    found.append(AuthEvidence(
-                        marker=self.name, kind=EvidenceKind.AUTHENTICATED, header="Received",
-                        value=f"({comment})", hop_index=hop.index, account=user,
-                        client_ip=clean_ip(literal), helo=hop.helo, server_family="qmail",
-                    ))
-        return found
+        def read(comment: str, hop: Hop) -> dict | None:
+            if comment.count("@") < 2 or " " in comment:
+                return None
+            user, _, literal = comment.rpartition("@")
+            ip = clean_ip(literal)
+            return None if ip is None else {"account": user, "client_ip": ip, "helo": hop.helo}
+
+        return from_received_comments(self.name, hops, EvidenceKind.AUTHENTICATED, "qmail", read)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from mailwarden.message.markers.base import AuthEvidence, EvidenceKind, HeaderView
+from mailwarden.message.markers.base import (
+    AuthEvidence,
+    EvidenceKind,
+    HeaderView,
+    from_received_comments,
+)
 from mailwarden.message.received import Hop
 
 
@@ -13,18 +18,15 @@ class SendmailAuthenticated:
     description = "Received comment `(authenticated bits=N)` or `(authenticated as user)` (sendmail 8.x)"
 
     def find(self, headers: HeaderView, hops: list[Hop]) -> list[AuthEvidence]:
-        found = []
-        for hop in hops:
-            for comment in hop.comments:
-                low = comment.lower()
-                if low.startswith("authenticated bits=") or low.startswith("authenticated as "):
-                    account = comment.split()[2] if low.startswith("authenticated as ") and len(comment.split()) > 2 else None
-                    found.append(AuthEvidence(
-                        marker=self.name, kind=EvidenceKind.AUTHENTICATED, header="Received",
-                        value=f"({comment})", hop_index=hop.index, account=account,
-                        client_ip=hop.from_ip, helo=hop.helo, server_family="sendmail",
-                    ))
-        return found
+        def read(comment: str, hop: Hop) -> dict | None:
+            low = comment.lower()
+            if not low.startswith(("authenticated bits=", "authenticated as ")):
+                return None
+            words = comment.split()
+            account = words[2] if low.startswith("authenticated as ") and len(words) > 2 else None
+            return {"account": account, "client_ip": hop.from_ip, "helo": hop.helo}
+
+        return from_received_comments(self.name, hops, EvidenceKind.AUTHENTICATED, "sendmail", read)
 
 
 class SendmailLocalSubmission:
