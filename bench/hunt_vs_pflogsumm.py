@@ -31,26 +31,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import count_lines, cpu_model
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_LOG = HERE / "out" / "postfix-1g.log"
-
-
-def count_lines(path: Path) -> int:
-    n = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            n += chunk.count(b"\n")
-    return n
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(cmd: list[str], stdout_path: Path | None = None) -> tuple[float, int, str]:

@@ -29,19 +29,14 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import cpu_model
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_LOG = HERE / "out" / "postfix-1g.log"
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu(s) {cpu}; Python {platform.python_version()}"
 
 

@@ -29,17 +29,14 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import count_lines, cpu_model
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
 def machine() -> str:
-    cpu = "?"
-    with open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import duckdb
 
@@ -63,14 +60,6 @@ def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, str]:
     seconds = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) == 3 else 0)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     return seconds, rss, proc.stdout if isinstance(proc.stdout, str) else ""
-
-
-def count_lines(path: Path) -> int:
-    n = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            n += chunk.count(b"\n")
-    return n
 
 
 def main() -> int:

@@ -29,6 +29,8 @@ import time
 from email import policy
 from pathlib import Path
 
+from benchlib import cpu_model
+
 from mailwarden.config import SiteConfig
 from mailwarden.message.trace import trace_results
 
@@ -42,14 +44,7 @@ def corpus_files(corpus: Path) -> list[Path]:
 
 
 def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{platform.node()} | {cpu} | {os.cpu_count()} cpus | Python {platform.python_version()} | {platform.platform()}"
 
 
