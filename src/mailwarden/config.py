@@ -22,7 +22,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CONFIG_ENV = "MAILWARDEN_CONFIG"
 DEFAULT_CONFIG_NAME = "mailwarden.toml"
-SITE_KEYS = frozenset({"local_domains", "server_names", "trusted_networks"})
+SITE_KEYS = frozenset({"local_domains", "server_names", "trusted_networks", "smtp_logs"})
 KNOWN_SECTIONS = frozenset({"site", "hunt", "prune"})  # each command owns its table
 
 
@@ -33,6 +33,7 @@ class SiteConfig:
     local_domains: list[str] = field(default_factory=list)
     server_names: list[str] = field(default_factory=list)
     trusted_networks: list[IPNetwork] = field(default_factory=list)
+    smtp_logs: list[str] = field(default_factory=list)  # our SMTP-IN log(s), named in next commands
     source: str | None = None  # the file the settings came from, if any
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -70,6 +71,7 @@ class SiteConfig:
         server_names: Iterable[str] = (),
         local_domains: Iterable[str] = (),
         trusted_networks: Iterable[str] = (),
+        smtp_logs: Iterable[str] = (),
     ) -> SiteConfig:
         """A copy with command-line values added to the file's values."""
         return SiteConfig(
@@ -78,6 +80,7 @@ class SiteConfig:
             trusted_networks=_unique(
                 self.trusted_networks + [parse_network(n) for n in trusted_networks]
             ),
+            smtp_logs=_unique(self.smtp_logs + list(smtp_logs)),
             source=self.source,
             sections=self.sections,
         )
@@ -143,6 +146,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> SiteConfig:
         server_names=str_list("server_names"),
         local_domains=str_list("local_domains"),
         trusted_networks=str_list("trusted_networks"),
+        smtp_logs=str_list("smtp_logs"),
     )
     cfg.sections = {k: v for k, v in data.items() if k != "site" and isinstance(v, dict)}
     return cfg

@@ -16,7 +16,8 @@ def test_config_file_and_overrides(tmp_path):
     cfg_file = tmp_path / "mailwarden.toml"
     cfg_file.write_text(
         '[site]\nlocal_domains = ["Example.COM"]\nserver_names = ["mail.example.com."]\n'
-        'trusted_networks = ["192.168.0.0/16", "2001:db8::/32"]\n[hunt]\nalarm = 50\n'
+        'trusted_networks = ["192.168.0.0/16", "2001:db8::/32"]\nsmtp_logs = ["/var/log/mail.log"]\n'
+        '[hunt]\nalarm = 50\n'
     )
     cfg = load_config(cfg_file).with_overrides(server_names=["mx2.example.com"], trusted_networks=["10.0.0.1"])
     assert cfg.local_domains == ["example.com"]
@@ -26,6 +27,7 @@ def test_config_file_and_overrides(tmp_path):
     assert not cfg.is_trusted_ip("10.0.0.2") and not cfg.is_trusted_ip("garbage")
     assert cfg.is_local_domain("sub.example.com") and not cfg.is_local_domain("badexample.com")
     assert cfg.sections["hunt"]["alarm"] == 50
+    assert cfg.with_overrides(smtp_logs=["mail.log.1"]).smtp_logs == ["/var/log/mail.log", "mail.log.1"]
     assert ipaddress.ip_network("2001:db8::/32") in cfg.trusted_networks
 
 

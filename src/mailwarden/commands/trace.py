@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections import Counter
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.table import Table
 from mailwarden.errors import ExitCode
 from mailwarden.message.parse import ReadFailure
 from mailwarden.message.trace import Trace, trace_results
-from mailwarden.message.verdict import SMTP_IN_LOG, Verdict
+from mailwarden.message.verdict import Verdict
 from mailwarden.output import JSON_SCHEMA_VERSION, console, emit_json, err_console, progress
 
 from .common import ConfigOpt, JsonOpt, LocalDomainOpt, ServerNameOpt, TrustedNetOpt, site_config
@@ -115,19 +114,6 @@ def _render_summary(summary: dict) -> None:
         console.print(f"[red]{summary['failed']} message(s) could not be read[/] (listed on stderr)")
 
 
-def _point_next_action_at(traces: list[Trace], logs: list[str]) -> None:
-    """With --logs the log is known: the suggested `logs find` command names it, not a default path."""
-    given = " ".join(shlex.quote(log) for log in logs)
-    defaults = sorted({form for path in SMTP_IN_LOG.values() for form in (shlex.quote(path), path)},
-                      key=len, reverse=True)  # the quoted form first: it contains the plain one
-    for trace in traces:
-        if trace.next_action and " logs find " in trace.next_action:
-            for default in defaults:
-                if default in trace.next_action:
-                    trace.next_action = trace.next_action.replace(default, given, 1)
-                    break
-
-
 def trace_command(
     paths: Annotated[list[str], typer.Argument(
         help="Messages: .eml, MDaemon/Outlook .msg, mbox files, Maildir or MDaemon folders, - for stdin.")],
@@ -146,7 +132,8 @@ def trace_command(
 ) -> None:
     """Say for each message whether an authenticated account, a machine inside, a local script, or
     an outside host sent it, with the evidence and the next command to run."""
-    site = site_config(config, server_name, local_domain, trusted_net)
+    # With --logs the log is known: the suggested `logs find` command names it.
+    site = site_config(config, server_name, local_domain, trusted_net).with_overrides(smtp_logs=logs or ())
     traces: list[Trace] = []
     failures: list[ReadFailure] = []
     with progress() as bar:
@@ -166,7 +153,6 @@ def trace_command(
         from mailwarden.commands.logs import trace_log_sessions
 
         found_sessions = trace_log_sessions(traces, logs, log_format, site)
-        _point_next_action_at(traces, logs)
 
     if json_out:
         emit_json({

@@ -417,7 +417,7 @@ def trace_headers(raw: RawHeaders, site: SiteConfig) -> Trace:
         client_is_trusted=site.is_trusted_ip(trace.client_ip),
         boundary_inferred=not ours.configured, message_id=trace.message_id,
         received_at=trace.received_at.isoformat() if trace.received_at else None,
-        server_family=family, no_hop_reason=no_hop_reason,
+        server_family=family, no_hop_reason=no_hop_reason, smtp_logs=site.smtp_logs,
     )
     decision = decide(facts)
     trace.verdict = decision.verdict

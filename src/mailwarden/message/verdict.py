@@ -40,6 +40,7 @@ class Facts:
     received_at: str | None          # ISO 8601, for the next command
     server_family: str | None        # "mdaemon", "postfix", "exim" ... of our accepting server
     no_hop_reason: str | None = None
+    smtp_logs: list[str] = field(default_factory=list)  # our SMTP-IN log(s) when the site names them
     extra: dict = field(default_factory=dict)
 
     def first(self, kind: EvidenceKind) -> AuthEvidence | None:
@@ -77,9 +78,13 @@ SMTP_IN_LOG = {
 
 def logs_find_command(facts: Facts) -> str:
     """The exact next command: find the SMTP session of this message in our log."""
-    log = SMTP_IN_LOG.get(facts.server_family or "", "<SMTP-IN log>")
     # shlex.quote: a spammer writes the Message-ID, and admins paste this into a shell.
-    parts = ["mailwarden", "logs", "find", log if log.startswith("<") else shlex.quote(log)]
+    if facts.smtp_logs:
+        logs = [shlex.quote(log) for log in facts.smtp_logs]
+    else:  # the usual place for this kind of server; "<...>" placeholders stay unquoted
+        log = SMTP_IN_LOG.get(facts.server_family or "", "<SMTP-IN log>")
+        logs = [log if log.startswith("<") else shlex.quote(log)]
+    parts = ["mailwarden", "logs", "find", *logs]
     if facts.message_id:
         parts += ["--message-id", shlex.quote(facts.message_id)]
     elif facts.our_hop is not None and facts.our_hop.id:
