@@ -15,7 +15,7 @@ servers:
 # Everything: installs the real servers (as root), the package, lints, then runs the whole suite.
 test: servers install
 	$(PYTHON) -m ruff check src tests bench
-	$(PYTHON) -m pytest -q
+	MAILWARDEN_REQUIRE_PFSCAN=1 $(PYTHON) -m pytest -q
 
 test-fast: install
 	$(PYTHON) -m pytest -q -m "not server and not slow"

@@ -99,13 +99,14 @@ def main() -> int:
 
     import duckdb
 
-    # The raw lines are loaded without insertion order (columnar_postfix.load_raw_lines):
-    # check that stored line numbers still name the right lines of the file.
+    # The raw lines are stored as zstd blocks (logs/linestore.py): check that the stored line
+    # numbers still name the right lines of the file.
+    from mailwarden.logs.linestore import line_texts
+
     rng = random.Random(2)
     wanted = sorted(rng.sample(range(1, lines + 1), min(lines, 5000)))
     con = duckdb.connect(str(args.db), read_only=True)
-    stored = dict(con.execute("SELECT lineno, text FROM lines WHERE lineno IN (SELECT unnest(?))",
-                              [wanted]).fetchall())
+    stored = {lineno: text for (_sid, lineno), text in line_texts(con, [(1, n) for n in wanted]).items()}
     con.close()
     bad, pos = 0, 0
     with open(args.log, encoding="utf-8", errors="replace") as fh:

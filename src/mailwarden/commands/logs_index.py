@@ -103,12 +103,15 @@ def sql_command(
     import duckdb
 
     from mailwarden.logs.index import connect
+    from mailwarden.logs.linestore import register_lines_view
 
     con = connect(db, read_only=True)
     try:
         # Read-only means the index and the files around it: no COPY TO, no reading other files.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
+        # the raw lines are zstd blocks (line_blocks); `lines` is a TEMP VIEW over them
+        register_lines_view(con)
         try:
             cursor = con.execute(query)
         except duckdb.Error as exc:

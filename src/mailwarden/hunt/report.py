@@ -134,8 +134,10 @@ def _sessions(con: duckdb.DuckDBPyConnection, s: Suspect, limit: int) -> list[Se
 
 
 def _fill_transcripts(con: duckdb.DuckDBPyConnection, views: list[SessionView]) -> None:
-    """The first SESSION_LINES raw lines of every shown session, in one pass over ``lines``."""
+    """The first SESSION_LINES raw lines of every shown session (one query for the line numbers,
+    one for the zstd blocks holding them: `linestore.line_texts`)."""
     from mailwarden.hunt.ingest import insert_rows
+    from mailwarden.logs.linestore import line_texts
 
     by_id: dict[int, list[SessionView]] = {}
     for v in views:  # one session can be shown under two suspects (its account and its IP)
@@ -146,15 +148,18 @@ def _fill_transcripts(con: duckdb.DuckDBPyConnection, views: list[SessionView]) 
         con.execute("CREATE OR REPLACE TEMP TABLE hw_report_ids (session_id BIGINT)")
         insert_rows(con, "hw_report_ids (session_id)", [(i,) for i in by_id])
         rows = con.execute(f"""
-            SELECT s.session_id, l.text FROM (
+            SELECT session_id, source_id, lineno FROM (
                 SELECT session_id, source_id, lineno,
                        row_number() OVER (PARTITION BY session_id ORDER BY source_id, lineno) AS n
-                FROM session_lines WHERE session_id IN (SELECT session_id FROM hw_report_ids)) s
-            JOIN lines l USING (source_id, lineno)
-            WHERE s.n <= {SESSION_LINES} ORDER BY s.session_id, s.source_id, s.lineno""").fetchall()
+                FROM session_lines WHERE session_id IN (SELECT session_id FROM hw_report_ids))
+            WHERE n <= {SESSION_LINES} ORDER BY session_id, source_id, lineno""").fetchall()
+        texts = line_texts(con, ((source_id, lineno) for _sid, source_id, lineno in rows))
     except duckdb.Error:  # an index without transcripts: the table rows still say enough
         return
-    for session_id, text in rows:
+    for session_id, source_id, lineno in rows:
+        text = texts.get((source_id, lineno))
+        if text is None:
+            continue
         for v in by_id[session_id]:
             v.lines.append(text)
 

@@ -1,36 +1,54 @@
-"""The fast Postfix path: a whole syslog file parsed as columns in DuckDB SQL.
+"""The Postfix path of the index: a whole syslog file into sessions, transactions and the rest.
 
-Instead of a Python loop over lines, DuckDB reads the file (``read_csv`` with one VARCHAR
-column), cuts the syslog prefix with plain string functions, and builds sessions with window
-functions (measured speed: docs/log-index.md):
+Two implementations fill the same intermediate tables (``pf_sessions``, ``pf_txn``,
+``pf_recip``, ``pf_rejects``, ``pf_auth``, ``pf_sl``), which `finish_tables` stores:
 
-* connection lines (smtpd ``host/service[pid]``, postscreen ``[ip]:port``) get the line
-  number of the latest ``connect from`` / ``CONNECT from`` of the same key, so a pid reused
-  later in the log starts a new session;
-* queue-id lines get the line number of the latest ``client=`` / pickup ``uid=`` line of the
-  same queue id (a transaction); a queue id reused later starts a new transaction;
-* the ``client=`` line carries both, which ties a transaction to its session.
+* **compiled** (``_pfscan.c``, built by setup.py; used when it is there): one pass over the
+  file in slices, in a thread with the GIL released. It cuts each line, keeps the open
+  sessions and transactions in two hash maps (pid / queue-id reuse safe: a new ``connect
+  from`` or ``client=`` line starts a new one) and at the end hands over finished rows as
+  Arrow buffers, sessions and transcript lines already in session order. Speed:
+  docs/log-index.md.
+* **SQL** (`stage_lines`, `assign_sql`, `sql_intermediates`): DuckDB reads the file as one
+  text column, cuts fields with string functions and numbers sessions with window
+  functions. It is the specification the compiled path is tested against
+  (tests/unit/logs/test_pfscan.py compares every table row for row) and the fallback when
+  the extension is not built.
 
-Then aggregates fill ``sessions``, ``transactions``, ``recipients``, ``auth_events``,
-``rejects`` and ``session_lines`` (schema.sql); ``lines`` gets every raw line first, and the
-parse reads it back from there, so the file is read once. Each line's role (connect,
-client=, delivery ...) is computed once as a small integer so that the aggregates filter on
-integers, not strings. Every pattern is anchored and bounded (DuckDB's
-regular expressions are RE2: linear time, no backtracking), and most fields are cut with
-``split_part``/``strpos``, which are faster than any regex.
+What a line means, on both paths: a *connection* is an smtpd process (host, service, pid)
+from its ``connect from`` line to the next one of the same process (postscreen: the
+client ``[ip]:port`` from ``CONNECT from``); lines before a process's first connect (the log
+began mid-session) form a session of their own. A *transaction* is a queue id from its
+``client=`` / pickup ``uid=`` line to the next such line; it belongs to the connection of
+its ``client=`` line, else it is a session of its own (``local`` for pickup, ``queue`` for
+mail Postfix made itself).
 
-Classic syslog has no year. Lines are stamped in year 2000 (a leap year, so ``Feb 29``
-parses) and moved to their real year afterwards (`year_case`, the same rule as the Python
-readers): the first month gets the year given (or the mtime's), and in the order months first
-appear a drop of more than six months (Dec -> Jan) is a New Year. A few lines out of order
-around midnight change nothing.
+Classic syslog has no year. The first month gets the year given (or the file's mtime's),
+and in the order months first appear a drop of more than six months (Dec -> Jan) is a New
+Year (`year_case`; the same rule as the Python readers). A few lines out of order around
+midnight change nothing. The raw lines go to ``line_blocks`` (linestore.py) as the file is
+read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gzip
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from queue import Empty, Queue
 
 import duckdb
+
+from mailwarden.logs import linestore
+
+try:  # the compiled scanner (setup.py); without it the SQL path below does the same work
+    from mailwarden.logs import _pfscan
+except ImportError:  # pragma: no cover - depends on the build
+    _pfscan = None
 
 DIALECT = "postfix"
 # session_id / txn_id = source_id * ID_BASE + line number (see schema.sql).
@@ -74,42 +92,29 @@ CREATE OR REPLACE TEMP MACRO pf_angle(txt, key) AS
 """
 
 
-def load_raw_lines(con: duckdb.DuckDBPyConnection, relation_sql: str, source_id: int) -> None:
-    """Every physical line into ``lines`` (zstd: 5x smaller than the default here, and faster).
-
-    ``preserve_insertion_order = false`` halves this step (measured: 1.1 s -> 0.6 s per million
-    lines): the numbering is still file order (row_number() OVER () runs in DuckDB's
-    order-keeping streaming window; checked on the 1 GiB bench log: bench/logs_vs_pflogsumm.py),
-    only the storage order of the rows may interleave a little, which the zone maps tolerate.
-    """
-    con.execute("SET force_compression = 'zstd'")
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        con.execute(f"""
-            INSERT INTO lines (source_id, lineno, text)
-            SELECT {int(source_id)}, row_number() OVER (), coalesce(line, '') FROM {relation_sql}
-        """)
-    finally:
-        con.execute("SET force_compression = 'auto'")
-        con.execute("RESET preserve_insertion_order")
-
-
-def stage_lines(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
-    """Parse the loaded lines into temp table ``pf_ev``.
+def stage_lines(con: duckdb.DuckDBPyConnection, relation_sql: str) -> None:
+    """One pass over the file into the narrow temp table ``pf_ev``: one row per line.
 
     The syslog prefix ends at the first ": " (classic "Mar  1 06:00:00 host prog[pid]: ",
     RFC 3339 "2024-08-29T01:08:59.76+00:00 host prog[pid]: "); its last two words are the host
     and the tag. Classic stamps get year 2000 here (see `year_case`). Lines of other programs
     are kept (counted as "other"); lines without a stamp have ``mts`` NULL (unparsed).
+
+    The message text is not kept: each line's role (connect, client=, delivery ...) is
+    decided once, and only the few fields that role carries are cut, into the generic
+    columns ``ip``/``name`` (the client, on connection lines), ``a``/``b``/``c`` (see
+    `ROLE_FIELDS`) and ``body`` (the whole message, only for the delivery, reject and AUTH
+    failure lines that later statements cut further). Everything after this reads a few
+    bytes per line instead of the line, which is what makes the later windows, joins and
+    aggregates cheap (docs/log-index.md).
     """
     con.execute(ANGLE_MACRO)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE pf_ev AS
-        WITH h AS (
-            SELECT lineno, text,
-                   substr(text, 5, 1) = '-' AS rfc,
-                   split_part(text, ': ', 1) AS head
-            FROM lines WHERE source_id = {int(source_id)}
+        CREATE OR REPLACE TEMP TABLE pf_ev0 AS
+        WITH r AS (
+            SELECT row_number() OVER () AS lineno, coalesce(line, '') AS text FROM {relation_sql}
+        ), h AS (
+            SELECT lineno, text, substr(text, 5, 1) = '-' AS rfc, split_part(text, ': ', 1) AS head FROM r
         ), f AS (
             SELECT lineno, rfc,
                    CASE WHEN rfc THEN timezone('UTC', TRY_CAST(split_part(head, ' ', 1) AS TIMESTAMPTZ))
@@ -121,10 +126,11 @@ def stage_lines(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
             FROM h
         ), g AS (
             SELECT *, split_part(prog, '/', -1) AS daemon,
+                   mts IS NOT NULL AND starts_with(prog, 'postfix') AS pf,
                    CASE WHEN regexp_matches(msg, '{QID_RE}') THEN split_part(msg, ': ', 1) END AS qid
             FROM f
-        )
-        SELECT lineno, rfc, mts, host, prog, daemon, pid, msg, qid,
+        ), k AS MATERIALIZED (
+            SELECT *,
                CASE
                  WHEN NOT starts_with(prog, 'postfix') THEN {R_OTHER}
                  WHEN qid IS NOT NULL THEN CASE
@@ -149,8 +155,57 @@ def stage_lines(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
                       OR starts_with(msg, 'too many errors after ') THEN {R_END}
                  WHEN daemon = 'smtpd' AND contains(msg, ' from ') AND contains(msg, '[') THEN {R_FROM}
                  ELSE {R_OTHER}
-               END::UTINYINT AS role
-        FROM g
+               END::UTINYINT AS role,
+               -- ck: the connection (smtpd process; postscreen client "[ip]:port"); qk: the message.
+               CASE WHEN NOT pf THEN NULL
+                    WHEN daemon = 'smtpd' THEN hash(host, prog, pid)
+                    WHEN daemon = 'postscreen' AND contains(msg, '[') THEN
+                         hash(host, rtrim(split_part(split_part(msg, '[', 2), ' ', 1), ':'))
+               END AS ck,
+               CASE WHEN pf AND qid IS NOT NULL THEN hash(host, qid) END AS qk
+            FROM g
+        )
+        SELECT lineno, mts, rfc, role, ck, qk,
+               CASE WHEN ck IS NOT NULL OR qk IS NOT NULL THEN host END AS host,
+               CASE WHEN ck IS NOT NULL THEN prog END AS prog,
+               CASE WHEN ck IS NOT NULL THEN pid END AS pid,
+               qid,
+               prog IS NOT NULL AND NOT starts_with(prog, 'postfix') AS other_prog,
+               -- the client is in the first [...] of connect, client=, reject, warning, disconnect lines
+               CASE WHEN ck IS NOT NULL AND role <> {R_OTHER} THEN split_part(split_part(msg, '[', 2), ']', 1) END AS ip,
+               CASE WHEN ck IS NOT NULL AND role <> {R_OTHER} AND daemon = 'smtpd'
+                    THEN replace(split_part(split_part(msg, '[', 1), ' ', -1), 'client=', '') END AS name,
+               CASE
+                 WHEN ck IS NOT NULL AND role = {R_CONNECT} AND daemon = 'postscreen'
+                      THEN split_part(split_part(msg, ']:', 2), ' ', 1)
+                 WHEN ck IS NOT NULL AND role = {R_CLIENT} AND contains(msg, 'sasl_username=')
+                      THEN split_part(msg, ', sasl_method=', 2)
+                 WHEN ck IS NOT NULL AND role = {R_TLS} THEN split_part(msg, ']: ', 2)
+                 WHEN ck IS NOT NULL AND role = {R_DISCONNECT} THEN split_part(msg, '] ', 2)
+                 WHEN ck IS NOT NULL AND role = {R_END} THEN
+                      CASE WHEN starts_with(msg, 'PASS ') THEN lower(split_part(msg, ' [', 1))
+                           WHEN starts_with(msg, 'HANGUP ') OR starts_with(msg, 'PREGREET ')
+                                THEN lower(split_part(msg, ' ', 1))
+                           ELSE split_part(msg, ' from ', 1) END
+                 WHEN ck IS NOT NULL AND role = {R_REJECT} AND contains(msg, 'helo=<') THEN pf_angle(msg, ' helo=<')
+                 WHEN qk IS NULL THEN NULL
+                 WHEN role = {R_MESSAGE_ID} THEN trim(split_part(msg, 'message-id=', 2), '<> ')
+                 WHEN role = {R_QMGR_FROM} THEN pf_angle(msg, ': from=<')
+                 WHEN role = {R_PICKUP} THEN pf_angle(msg, ' from=<')
+                 WHEN role = {R_SUBJECT} THEN split_part(split_part(msg, ' header Subject: ', 2), ' from ', 1)
+                 WHEN role = {R_SPAM} THEN split_part(split_part(msg, ' score=', 2), ' ', 1)
+               END AS a,
+               CASE
+                 WHEN ck IS NOT NULL AND role = {R_CONNECT} AND daemon = 'postscreen' THEN split_part(msg, ' to ', 2)
+                 WHEN qk IS NULL THEN NULL
+                 WHEN role = {R_QMGR_FROM} THEN split_part(split_part(msg, ', size=', 2), ',', 1)
+                 WHEN role = {R_PICKUP} THEN split_part(split_part(msg, 'uid=', 2), ' ', 1)
+                 WHEN role = {R_SPAM} THEN split_part(split_part(msg, ' required=', 2), ' ', 1)
+               END AS b,
+               CASE WHEN qk IS NOT NULL AND role = {R_QMGR_FROM}
+                    THEN split_part(split_part(msg, ', nrcpt=', 2), ' ', 1) END AS c,
+               CASE WHEN role IN ({R_DELIVERY}, {R_REJECT}, {R_AUTH_FAIL}) THEN msg END AS body
+        FROM k
     """)
 
 
@@ -186,68 +241,134 @@ def year_case(con: duckdb.DuckDBPyConnection, first_year: int | None, *,
     return f"CASE WHEN rfc THEN mts ELSE mts + to_years(CASE month(mts) {whens} END) END", first_year
 
 
-def assign(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
-    """Session and transaction ids by window functions (pid / queue id reuse safe).
+def assign_sql(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
+    """``pf_ev0`` -> ``pf_ev``: session and transaction ids by window functions (the SQL path).
 
-    Works on a narrow table of integer keys (hashes), so the sorts behind the windows move
-    a few bytes per line, not the text. Results: ``pf_conn(lineno, conn_session)``,
-    ``pf_txn(lineno, txn_id, on_conn)`` and ``pf_txn_map(txn_id, session_id)``.
+    A connection line (key ``ck``) gets the line number of the latest ``connect from`` of its
+    key, so a pid reused later in the log starts a new session; lines before the first
+    connect (the log began mid-session) form a session from the key's first line. A queue-id
+    line (key ``qk``) gets the latest ``client=`` / pickup ``uid=`` line of its queue id; mail
+    Postfix made itself starts at the queue id's first line. ``_pfscan`` does the same with
+    two hash maps in one pass.
     """
     base = int(source_id) * ID_BASE
-    # ck: the connection a line belongs to (smtpd process; postscreen client "[ip]:port").
-    # qk: the message (host + queue id).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pf_ev AS
+        SELECT lineno, mts, rfc, role,
+               CASE WHEN ck IS NOT NULL THEN
+                    {base} + coalesce(max(CASE WHEN role = {R_CONNECT} THEN lineno END) OVER wc,
+                                      first_value(lineno) OVER wc) END AS conn_session,
+               CASE WHEN qk IS NOT NULL THEN
+                    {base} + coalesce(max(CASE WHEN role IN ({R_CLIENT}, {R_PICKUP}) THEN lineno END) OVER wq,
+                                      first_value(lineno) OVER wq) END AS txn_id,
+               host, prog, pid, qid, other_prog, ip, name, a, b, c, body
+        FROM pf_ev0
+        WINDOW wc AS (PARTITION BY ck ORDER BY lineno ROWS UNBOUNDED PRECEDING),
+               wq AS (PARTITION BY qk ORDER BY lineno ROWS UNBOUNDED PRECEDING)
+    """)
+    con.execute("DROP TABLE pf_ev0")
+
+
+def sql_intermediates(con: duckdb.DuckDBPyConnection, ts: str) -> None:
+    """The SQL path: ``pf_ev`` -> the intermediate tables `finish_tables` reads.
+
+    ``_pfscan.Scanner`` produces the same tables (same names, columns and values) in one
+    pass; ``ts`` is the SQL that puts a line's stamp in its year (`year_case`).
+    """
+    # The owner of each transaction: the connection of its client= line (or of any smtpd line
+    # naming its queue id, when the log began after client=), else a session of its own.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pf_owner AS
+        WITH m AS (
+            SELECT txn_id, coalesce(max(conn_session) FILTER (WHERE role = {R_CLIENT}),
+                                    max(conn_session)) AS conn_session
+            FROM pf_ev WHERE txn_id IS NOT NULL AND conn_session IS NOT NULL
+            GROUP BY txn_id
+        )
+        SELECT txn_id, coalesce(m.conn_session, txn_id) AS session_id, m.conn_session IS NULL AS orphan
+        FROM (SELECT DISTINCT txn_id FROM pf_ev WHERE txn_id IS NOT NULL) LEFT JOIN m USING (txn_id)
+    """)
+    # Connections: each line brings only the small field its role carries.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pf_sess_info AS
+        SELECT conn_session AS session_id,
+               arg_min({ts}, lineno) AS first_ts, arg_max({ts}, lineno) AS last_ts, bool_or(rfc) AS any_rfc,
+               any_value(host) AS host, any_value(prog) AS service, any_value(pid) AS pid,
+               arg_min(ip, CASE WHEN ip IS NOT NULL THEN lineno END) AS ip,
+               arg_min(name, CASE WHEN name IS NOT NULL THEN lineno END) AS name,
+               max(CASE WHEN role = {R_CONNECT} THEN a END) AS port,
+               max(CASE WHEN role = {R_CONNECT} THEN b END) AS server,
+               arg_max(CASE WHEN role = {R_CLIENT} THEN a END,
+                       CASE WHEN role = {R_CLIENT} AND a IS NOT NULL THEN lineno END) AS auth,
+               count(*) FILTER (WHERE role = {R_AUTH_FAIL}) AS auth_failures,
+               min(CASE WHEN role = {R_TLS} THEN a END) AS tls_info,
+               max(CASE WHEN role = {R_DISCONNECT} THEN a END) AS commands,
+               count(*) FILTER (WHERE role = {R_DISCONNECT}) AS disconnects,
+               arg_max(CASE WHEN role = {R_END} THEN a END, CASE WHEN role = {R_END} THEN lineno END) AS ended,
+               arg_max(CASE WHEN role = {R_REJECT} THEN a END,
+                       CASE WHEN role = {R_REJECT} AND a IS NOT NULL THEN lineno END) AS helo,
+               min(lineno) AS first_lineno, max(lineno) AS last_lineno, count(*) AS n_lines
+        FROM pf_ev WHERE conn_session IS NOT NULL GROUP BY conn_session
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pf_txn_info AS
+        WITH q AS (
+            SELECT txn_id, lineno, role, rfc, {ts} AS ts, host, qid, a, b, c FROM pf_ev WHERE txn_id IS NOT NULL
+        )
+        SELECT txn_id, any_value(qid) AS queue_id, any_value(host) AS host, bool_or(rfc) AS any_rfc,
+               min(CASE WHEN role = {R_MESSAGE_ID} THEN a END) AS message_id,
+               bool_or(role = {R_QMGR_FROM}) AS queued,
+               arg_min(CASE WHEN role = {R_QMGR_FROM} THEN a END, CASE WHEN role = {R_QMGR_FROM} THEN lineno END) AS qmgr_from,
+               arg_min(CASE WHEN role = {R_QMGR_FROM} THEN b END, CASE WHEN role = {R_QMGR_FROM} THEN lineno END) AS size,
+               arg_min(CASE WHEN role = {R_QMGR_FROM} THEN c END, CASE WHEN role = {R_QMGR_FROM} THEN lineno END) AS nrcpt,
+               bool_or(role = {R_PICKUP}) AS picked_up,
+               min(CASE WHEN role = {R_PICKUP} THEN a END) AS pickup_from,
+               min(CASE WHEN role = {R_PICKUP} THEN b END) AS pickup_uid,
+               bool_or(role = {R_REJECT}) AS rejected,
+               arg_min(CASE WHEN role = {R_SUBJECT} THEN a END, CASE WHEN role = {R_SUBJECT} THEN lineno END) AS subject,
+               arg_min(CASE WHEN role = {R_SPAM} THEN a END, CASE WHEN role = {R_SPAM} THEN lineno END) AS score,
+               arg_min(CASE WHEN role = {R_SPAM} THEN b END, CASE WHEN role = {R_SPAM} THEN lineno END) AS required,
+               bool_or(role = {R_REMOVED}) AS removed,
+               min(ts) AS start_ts, max(ts) AS end_ts, min(lineno) AS first_lineno,
+               max(lineno) AS last_lineno, count(*) AS n_lines
+        FROM q GROUP BY txn_id
+    """)
+    # pf_sessions: the rows of `sessions` (connections, then transactions no connection owns).
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE pf_keys AS
-        SELECT lineno, role,
-               CASE WHEN daemon = 'smtpd' THEN hash(host, prog, pid)
-                    WHEN daemon = 'postscreen' AND contains(msg, '[') THEN
-                         hash(host, rtrim(split_part(split_part(msg, '[', 2), ' ', 1), ':'))
-               END AS ck,
-               CASE WHEN qid IS NOT NULL THEN hash(host, qid) END AS qk
-        FROM pf_ev WHERE mts IS NOT NULL AND starts_with(prog, 'postfix')
+        CREATE OR REPLACE TEMP TABLE pf_sessions AS
+        SELECT session_id,
+               CASE WHEN split_part(service, '/', -1) = 'postscreen' THEN 'postscreen' ELSE 'smtp' END AS kind,
+               first_ts AS start_ts, last_ts AS end_ts,
+               NOT any_rfc AS ts_is_local, host, service, pid,
+               nullif(ip, '') AS client_ip,
+               TRY_CAST(nullif(rtrim(port, ':'), '') AS INTEGER) AS client_port,
+               nullif(nullif(name, ''), 'unknown') AS client_name,
+               nullif(helo, '') AS helo,
+               nullif(split_part(split_part(server, '[', 2), ']', 1), '') AS server_ip,
+               TRY_CAST(nullif(split_part(server, ']:', 2), '') AS INTEGER) AS server_port,
+               tls_info IS NOT NULL AS tls, nullif(tls_info, '') AS tls_info,
+               nullif(split_part(split_part(auth, 'sasl_username=', 2), ',', 1), '') AS auth_user,
+               nullif(split_part(auth, ',', 1), '') AS auth_method,
+               auth_failures, NULL::VARCHAR AS local_user,
+               coalesce(ended, CASE WHEN disconnects > 0 THEN 'disconnect' END) AS outcome,
+               CASE WHEN split_part(service, '/', -1) = 'smtpd' THEN nullif(commands, '') END AS commands,
+               first_lineno, last_lineno, n_lines
+        FROM pf_sess_info
+        UNION ALL
+        SELECT txn_id, CASE WHEN picked_up THEN 'local' ELSE 'queue' END, start_ts, end_ts, NOT any_rfc, host,
+               CASE WHEN picked_up THEN 'postfix/pickup' END, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               false, NULL, NULL, NULL, 0, CASE WHEN picked_up THEN 'uid=' || pickup_uid END, NULL, NULL,
+               first_lineno, last_lineno, n_lines
+        FROM pf_txn_info JOIN pf_owner USING (txn_id) WHERE orphan
     """)
-    # A connection line gets the latest connect of its key; lines before the first connect
-    # (the log began mid-session) form a session from the key's first line.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE pf_conn AS
-        SELECT lineno, {base} + coalesce(max(CASE WHEN role = {R_CONNECT} THEN lineno END) OVER w,
-                                         first_value(lineno) OVER w) AS conn_session
-        FROM pf_keys WHERE ck IS NOT NULL
-        WINDOW w AS (PARTITION BY ck ORDER BY lineno ROWS UNBOUNDED PRECEDING)
-    """)
-    # A queue-id line gets the latest client= / pickup uid= of its queue id; mail Postfix
-    # made itself (bounces) starts at the queue id's first line.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE pf_txn AS
-        SELECT lineno, ck IS NOT NULL AS on_conn,
-               {base} + coalesce(max(CASE WHEN role IN ({R_CLIENT}, {R_PICKUP}) THEN lineno END) OVER w,
-                                 first_value(lineno) OVER w) AS txn_id
-        FROM pf_keys WHERE qk IS NOT NULL
-        WINDOW w AS (PARTITION BY qk ORDER BY lineno ROWS UNBOUNDED PRECEDING)
-    """)
-    # A transaction belongs to the connection of its client= line (or of any smtpd line that
-    # names its queue id, when the log began after client=). Those without one
-    # (pickup, bounces, log began mid-flight) become their own session, keyed by txn_id.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE pf_txn_map AS
-        SELECT t.txn_id, coalesce(max(c.conn_session) FILTER (WHERE k.role = {R_CLIENT}),
-                                  max(c.conn_session), t.txn_id) AS session_id,
-               max(c.conn_session) IS NULL AS orphan
-        FROM pf_txn t JOIN pf_keys k USING (lineno) LEFT JOIN pf_conn c USING (lineno)
-        GROUP BY t.txn_id
-    """)
-
-
-def _stage_rejects(con: duckdb.DuckDBPyConnection, ts: str) -> None:
-    """Every reject line, cut into fields once (``pf_rej``), for rejects, transactions, recipients."""
+    # Every reject line, cut into fields once, for rejects, transactions and recipients:
+    # "NOQUEUE|QID: ACTION: STAGE from name[ip](:port): [CODE ][D.S.N ][<data>: ]reason; from=<> to=<> ...".
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pf_rej AS
         WITH r AS MATERIALIZED (
-            SELECT coalesce(c.conn_session, m.session_id) AS session_id, t.txn_id, {ts} AS ts, lineno, qid, msg,
-                   split_part(msg, ': ', 2) AS action, split_part(msg, ': ', 3) AS who
-            FROM pf_ev LEFT JOIN pf_conn c USING (lineno) LEFT JOIN pf_txn t USING (lineno)
-                 LEFT JOIN pf_txn_map m USING (txn_id)
-            WHERE role = {R_REJECT}
+            SELECT coalesce(e.conn_session, o.session_id) AS session_id, e.txn_id, {ts} AS ts, lineno, qid,
+                   body AS msg, split_part(body, ': ', 2) AS action, split_part(body, ': ', 3) AS who
+            FROM pf_ev e LEFT JOIN pf_owner o USING (txn_id) WHERE role = {R_REJECT}
         ), s AS MATERIALIZED (
             SELECT *, substr(msg, length(split_part(msg, ': ', 1)) + length(action) + length(who) + 7) AS rest FROM r
         ), c AS MATERIALIZED (
@@ -259,7 +380,7 @@ def _stage_rejects(con: duckdb.DuckDBPyConnection, ts: str) -> None:
                            THEN split_part(rest2, ' ', 1) END AS dsn FROM d
         ), f AS MATERIALIZED (
             SELECT *, trim(split_part(split_part(CASE WHEN dsn IS NOT NULL THEN substr(rest2, length(dsn) + 2) ELSE rest2 END,
-                                                 '; from=<', 1), ', from=<', 1)) AS text FROM e
+                                                 '; from=<', 1), ', from=<', 1), ' ') AS text FROM e
         )
         SELECT session_id, txn_id, ts, lineno, qid, action,
                nullif(split_part(who, ' ', 1), '') AS stage,
@@ -274,209 +395,148 @@ def _stage_rejects(con: duckdb.DuckDBPyConnection, ts: str) -> None:
                pf_angle(msg, ' helo=<') AS helo,
                nullif(rtrim(split_part(split_part(msg, 'proto=', 2), ' ', 1), ','), '') AS proto
         FROM f
+""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE pf_rejects AS
+        SELECT session_id, ts, client_ip, client_name, stage, action, qid AS queue_id, code, dsn, reason,
+               sender, recipient, helo, proto, lineno
+        FROM pf_rej
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE pf_txn AS
+        WITH r AS (
+            SELECT txn_id, arg_min(reason, lineno) AS reason, arg_min(sender, lineno) AS sender
+            FROM pf_rej WHERE txn_id IS NOT NULL GROUP BY txn_id
+        )
+        SELECT o.session_id, txn_id, queue_id, message_id,
+               CASE WHEN queued THEN qmgr_from WHEN picked_up THEN pickup_from ELSE r.sender END AS sender,
+               TRY_CAST(nullif(size, '') AS BIGINT) AS size,
+               (message_id IS NOT NULL OR queued) AND NOT rejected AS accepted,
+               r.reason AS reject_reason, subject, start_ts, end_ts,
+               TRY_CAST(nullif(score, '') AS DOUBLE) AS spam_score,
+               TRY_CAST(nullif(required, '') AS DOUBLE) AS spam_threshold,
+               TRY_CAST(nullif(nrcpt, '') AS INTEGER) AS nrcpt, removed
+        FROM pf_txn_info JOIN pf_owner o USING (txn_id) LEFT JOIN r USING (txn_id)
+    """)
+    # Deliveries: "QID: to=<a>, [orig_to=<b>,] relay=..., delay=..., dsn=..., status=... (detail)".
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pf_recip AS
+        WITH d AS (
+            SELECT o.session_id, txn_id, qid, {ts} AS ts, lineno, substr(body, strlen(qid) + 3) AS body
+            FROM pf_ev JOIN pf_owner o USING (txn_id) WHERE role = {R_DELIVERY}
+        ), e AS MATERIALIZED (
+            SELECT *, split_part(body, ', status=', 2) AS st FROM d
+        )
+        SELECT session_id, txn_id, qid AS queue_id,
+               CASE WHEN starts_with(body, 'to=<') THEN pf_angle(body, 'to=<')
+                    ELSE split_part(substr(body, 4), ',', 1) END AS address,
+               CASE WHEN contains(body, ', orig_to=<') THEN pf_angle(body, ', orig_to=<')
+                    ELSE nullif(split_part(split_part(body, ', orig_to=', 2), ',', 1), '') END AS orig_address,
+               nullif(split_part(st, ' ', 1), '') AS status,
+               nullif(split_part(split_part(body, ', relay=', 2), ', ', 1), '') AS relay,
+               nullif(split_part(split_part(body, ', dsn=', 2), ',', 1), '') AS dsn,
+               CASE WHEN contains(st, ' (') THEN rtrim(substr(st, strpos(st, ' (') + 2), ')') END AS detail,
+               ts, lineno
+        FROM e
+    """)
+    # A message refused after it got a queue id (cleanup/milter reject): its recipient, rejected.
+    con.execute("""
+        INSERT INTO pf_recip
+        SELECT session_id, txn_id, qid, recipient, NULL, 'rejected', NULL, dsn, reason, ts, lineno
+        FROM pf_rej WHERE txn_id IS NOT NULL AND recipient IS NOT NULL
+    """)
+    # AUTH: failures (warning lines) and successes (client= with sasl_username).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pf_auth AS
+        SELECT lineno, conn_session AS session_id, {ts} AS ts,
+               nullif(split_part(split_part(body, ']: SASL', 1), '[', -1), '') AS client_ip,
+               nullif(split_part(split_part(body, 'sasl_username=', 2), ',', 1), '') AS user,
+               nullif(split_part(split_part(body, ': SASL ', 2), ' ', 1), '') AS method,
+               0::UTINYINT AS ok,
+               nullif(split_part(split_part(body, 'authentication failed: ', 2), ', sasl_username=', 1), '') AS reason
+        FROM pf_ev WHERE role = {R_AUTH_FAIL}
+        UNION ALL
+        SELECT lineno, conn_session, {ts}, nullif(ip, ''),
+               nullif(split_part(split_part(a, 'sasl_username=', 2), ',', 1), ''),
+               nullif(split_part(a, ',', 1), ''), 1::UTINYINT, NULL
+        FROM pf_ev WHERE conn_session IS NOT NULL AND role = {R_CLIENT} AND a IS NOT NULL
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE pf_sl AS
+        SELECT coalesce(e.conn_session, o.session_id) AS session_id, lineno
+        FROM pf_ev e LEFT JOIN pf_owner o USING (txn_id)
+        WHERE e.conn_session IS NOT NULL OR e.txn_id IS NOT NULL
     """)
 
 
-def build_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, first_year: int | None,
-                 anchor: dt.date | None = None) -> int | None:
-    """Fill the index tables from ``pf_ev`` and the id tables of `assign`; returns the first line's year."""
+def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *, in_order: bool,
+                  side: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Fill the index tables from the intermediate tables (of either path).
+
+    ``in_order``: pf_sessions and pf_sl are already in session order (the compiled path), so
+    they are stored as they are instead of sorted again. ``side``: a second connection (a
+    cursor) that sees pf_sessions, pf_recip and pf_sl; those three inserts then run on it in
+    a thread beside the others (DuckDB writes a table mostly on one core).
+    """
     src = source.replace("'", "''")
     sid = int(source_id)
-    ts, first_year = year_case(con, first_year, anchor=anchor)
-
-    # Sessions from connection lines. Each line contributes only the small field its role
-    # carries (cut before aggregating): string aggregates over whole lines are what is slow.
-    con.execute(f"""
+    order = "" if in_order else "ORDER BY 1"
+    independent = [
+        f"""
         INSERT INTO sessions (session_id, source_id, dialect, source, kind, start_ts, end_ts, ts_is_local,
             host, service, pid, client_ip, client_port, client_name, helo, server_ip, server_port,
             tls, tls_info, auth_user, auth_method, auth_failures, local_user, trusted, outcome, commands,
             first_lineno, last_lineno, n_lines, defects)
-        WITH info AS MATERIALIZED (
-            -- CASE inside the aggregate, not FILTER: the field is then cut only on the lines
-            -- that carry it (DuckDB evaluates an aggregate's argument before its FILTER).
-            SELECT conn_session AS session_id,
-                   arg_min(mts, lineno) AS first_mts, arg_max(mts, lineno) AS last_mts, bool_or(rfc) AS any_rfc,
-                   any_value(host) AS host, any_value(prog) AS service, any_value(pid) AS pid,
-                   any_value(daemon) AS daemon,
-                   -- the client is in the first [...] of connect, client=, reject, warning, disconnect lines
-                   arg_min(CASE WHEN role <> {R_OTHER} THEN split_part(split_part(msg, '[', 2), ']', 1) END,
-                           CASE WHEN role <> {R_OTHER} THEN lineno END) AS ip,
-                   arg_min(CASE WHEN role <> {R_OTHER} AND daemon = 'smtpd'
-                                THEN replace(split_part(split_part(msg, '[', 1), ' ', -1), 'client=', '') END,
-                           CASE WHEN role <> {R_OTHER} AND daemon = 'smtpd' THEN lineno END) AS name,
-                   max(CASE WHEN role = {R_CONNECT} AND daemon = 'postscreen'
-                            THEN split_part(split_part(msg, ']:', 2), ' ', 1) END) AS port,
-                   max(CASE WHEN role = {R_CONNECT} AND daemon = 'postscreen' THEN split_part(msg, ' to ', 2) END) AS server,
-                   arg_max(CASE WHEN role = {R_CLIENT} AND contains(msg, 'sasl_username=')
-                                THEN split_part(msg, ', sasl_method=', 2) END,
-                           CASE WHEN role = {R_CLIENT} AND contains(msg, 'sasl_username=') THEN lineno END) AS auth,
-                   count(*) FILTER (WHERE role = {R_AUTH_FAIL}) AS auth_failures,
-                   min(CASE WHEN role = {R_TLS} THEN split_part(msg, ']: ', 2) END) AS tls_info,
-                   max(CASE WHEN role = {R_DISCONNECT} THEN split_part(msg, '] ', 2) END) AS commands,
-                   count(*) FILTER (WHERE role = {R_DISCONNECT}) AS disconnects,
-                   arg_max(CASE WHEN role = {R_END} THEN
-                                CASE WHEN starts_with(msg, 'PASS ') THEN lower(split_part(msg, ' [', 1))
-                                     WHEN starts_with(msg, 'HANGUP ') OR starts_with(msg, 'PREGREET ')
-                                          THEN lower(split_part(msg, ' ', 1))
-                                     ELSE split_part(msg, ' from ', 1) END END,
-                           CASE WHEN role = {R_END} THEN lineno END) AS ended,
-                   arg_max(CASE WHEN role = {R_REJECT} AND contains(msg, 'helo=<')
-                                THEN pf_angle(msg, ' helo=<') END,
-                           CASE WHEN role = {R_REJECT} AND contains(msg, 'helo=<') THEN lineno END) AS helo,
-                   min(lineno) AS first_lineno, max(lineno) AS last_lineno, count(*) AS n_lines
-            FROM pf_ev JOIN pf_conn USING (lineno) GROUP BY conn_session
-        )
-        SELECT session_id, {sid}, 'postfix', '{src}',
-               CASE WHEN daemon = 'postscreen' THEN 'postscreen' ELSE 'smtp' END,
-               {ts.replace("mts", "first_mts").replace("rfc", "any_rfc")},
-               {ts.replace("mts", "last_mts").replace("rfc", "any_rfc")},
-               NOT any_rfc, host, service, pid,
-               nullif(ip, ''),
-               TRY_CAST(nullif(rtrim(port, ':'), '') AS INTEGER),
-               nullif(nullif(name, ''), 'unknown'),
-               nullif(helo, ''),
-               nullif(split_part(split_part(server, '[', 2), ']', 1), ''),
-               TRY_CAST(nullif(split_part(server, ']:', 2), '') AS INTEGER),
-               tls_info IS NOT NULL, nullif(tls_info, ''),
-               nullif(split_part(split_part(auth, 'sasl_username=', 2), ',', 1), ''),
-               nullif(split_part(auth, ',', 1), ''),
-               auth_failures, NULL, NULL,
-               coalesce(ended, CASE WHEN disconnects > 0 THEN 'disconnect' END),
-               CASE WHEN daemon = 'smtpd' THEN nullif(commands, '') END,
+        SELECT session_id, {sid}, 'postfix', '{src}', kind, start_ts, end_ts, ts_is_local::BOOLEAN,
+               host, service, pid, client_ip, client_port, client_name, helo, server_ip, server_port,
+               tls::BOOLEAN, tls_info, auth_user, auth_method, auth_failures, local_user, NULL, outcome, commands,
                first_lineno, last_lineno, n_lines, NULL
-        FROM info ORDER BY session_id
-    """)
+        FROM pf_sessions {order}
+        """,
+        f"""
+        INSERT INTO recipients (session_id, source_id, txn_id, queue_id, address, orig_address, status, relay,
+            dsn, detail, ts, lineno)
+        SELECT session_id, {sid}, txn_id, queue_id, address, orig_address, status, relay, dsn, detail, ts, lineno
+        FROM pf_recip ORDER BY session_id, lineno
+        """,
+        # Which lines make each session's transcript.
+        f"""
+        INSERT INTO session_lines (session_id, source_id, lineno)
+        SELECT session_id, {sid}, lineno FROM pf_sl {"" if in_order else "ORDER BY 1, 2"}
+        """,
+    ]
+    if side is None:
+        for statement in independent:
+            con.execute(statement)
+        _finish_main(con, sid)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index") as pool:
+        done = pool.submit(lambda: [side.execute(statement) for statement in independent])
+        try:
+            _finish_main(con, sid)
+        finally:
+            done.result()
 
-    _stage_rejects(con, ts)
 
-    # Transactions.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE pf_txn_info AS
-        SELECT t.txn_id, any_value(m.session_id) AS session_id, any_value(m.orphan) AS orphan, any_value(qid) AS queue_id,
-               any_value(host) AS host, bool_or(rfc) AS any_rfc,
-               min(msg) FILTER (WHERE role = {R_MESSAGE_ID}) AS mid_msg,
-               arg_min(msg, lineno) FILTER (WHERE role = {R_QMGR_FROM}) AS qmgr_msg,
-               min(msg) FILTER (WHERE role = {R_PICKUP}) AS pickup_msg,
-               bool_or(role = {R_REJECT}) AS rejected,
-               arg_min(msg, lineno) FILTER (WHERE role = {R_SUBJECT}) AS subject_msg,
-               arg_min(msg, lineno) FILTER (WHERE role = {R_SPAM}) AS spam_msg,
-               bool_or(role = {R_REMOVED}) AS removed,
-               min({ts}) AS start_ts, max({ts}) AS end_ts, min(lineno) AS first_lineno,
-               max(lineno) AS last_lineno, count(*) AS n_lines
-        FROM pf_ev JOIN pf_txn t USING (lineno) JOIN pf_txn_map m USING (txn_id)
-        GROUP BY t.txn_id
-    """)
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE pf_txn_rej AS
-        SELECT txn_id, arg_min(reason, lineno) AS reason, arg_min(sender, lineno) AS sender
-        FROM pf_rej WHERE txn_id IS NOT NULL GROUP BY txn_id
-    """)
+def _finish_main(con: duckdb.DuckDBPyConnection, sid: int) -> None:
     con.execute(f"""
         INSERT INTO transactions (session_id, source_id, txn_id, queue_id, message_id, sender, size, accepted,
             reject_reason, subject, start_ts, end_ts, spam_score, spam_threshold, nrcpt, removed)
-        SELECT session_id, {sid}, txn_id, queue_id,
-               trim(split_part(mid_msg, 'message-id=', 2), '<> '),
-               CASE WHEN qmgr_msg IS NOT NULL THEN pf_angle(qmgr_msg, ': from=<')
-                    WHEN pickup_msg IS NOT NULL THEN pf_angle(pickup_msg, ' from=<')
-                    ELSE r.sender END,
-               TRY_CAST(nullif(split_part(split_part(qmgr_msg, ', size=', 2), ',', 1), '') AS BIGINT),
-               (mid_msg IS NOT NULL OR qmgr_msg IS NOT NULL) AND NOT rejected,
-               r.reason,
-               CASE WHEN subject_msg IS NOT NULL THEN
-                    split_part(split_part(subject_msg, ' header Subject: ', 2), ' from ', 1) END,
-               start_ts, end_ts,
-               TRY_CAST(nullif(split_part(split_part(spam_msg, ' score=', 2), ' ', 1), '') AS DOUBLE),
-               TRY_CAST(nullif(split_part(split_part(spam_msg, ' required=', 2), ' ', 1), '') AS DOUBLE),
-               TRY_CAST(nullif(split_part(split_part(qmgr_msg, ', nrcpt=', 2), ' ', 1), '') AS INTEGER),
-               removed
-        FROM pf_txn_info LEFT JOIN pf_txn_rej r USING (txn_id)
-        ORDER BY 5, 3
+        SELECT session_id, {sid}, txn_id, queue_id, message_id, sender, size, accepted::BOOLEAN,
+               reject_reason, subject, start_ts, end_ts, spam_score, spam_threshold, nrcpt, removed::BOOLEAN
+        FROM pf_txn ORDER BY message_id, txn_id
     """)
-    # Sessions for transactions that no connection owns: pickup (local), Postfix's own mail.
-    con.execute(f"""
-        INSERT INTO sessions (session_id, source_id, dialect, source, kind, start_ts, end_ts, ts_is_local,
-            host, service, local_user, first_lineno, last_lineno, n_lines)
-        SELECT txn_id, {sid}, 'postfix', '{src}',
-               CASE WHEN pickup_msg IS NOT NULL THEN 'local' ELSE 'queue' END,
-               start_ts, end_ts, NOT any_rfc, host,
-               CASE WHEN pickup_msg IS NOT NULL THEN 'postfix/pickup' END,
-               CASE WHEN pickup_msg IS NOT NULL THEN 'uid=' || split_part(split_part(pickup_msg, 'uid=', 2), ' ', 1) END,
-               first_lineno, last_lineno, n_lines
-        FROM pf_txn_info WHERE orphan ORDER BY txn_id
-    """)
-
-    # Recipients: "QID: to=<a>, [orig_to=<b>,] relay=..., delay=..., dsn=..., status=... (detail)".
-    con.execute(f"""
-        INSERT INTO recipients (session_id, source_id, txn_id, queue_id, address, orig_address, status, relay,
-            dsn, detail, ts, lineno)
-        WITH d AS (
-            SELECT t.txn_id, m.session_id, qid, {ts} AS ts, lineno,
-                   substr(msg, strlen(qid) + 3) AS body
-            FROM pf_ev JOIN pf_txn t USING (lineno) JOIN pf_txn_map m USING (txn_id)
-            WHERE role = {R_DELIVERY}
-        ), e AS MATERIALIZED (
-            SELECT *, split_part(body, ', status=', 2) AS st FROM d
-        )
-        SELECT session_id, {sid}, txn_id, qid,
-               CASE WHEN starts_with(body, 'to=<') THEN pf_angle(body, 'to=<')
-                    ELSE split_part(substr(body, 4), ',', 1) END,
-               CASE WHEN contains(body, ', orig_to=<') THEN pf_angle(body, ', orig_to=<')
-                    ELSE nullif(split_part(split_part(body, ', orig_to=', 2), ',', 1), '') END,
-               nullif(split_part(st, ' ', 1), ''),
-               nullif(split_part(split_part(body, ', relay=', 2), ', ', 1), ''),
-               nullif(split_part(split_part(body, ', dsn=', 2), ',', 1), ''),
-               CASE WHEN contains(st, ' (') THEN rtrim(substr(st, strpos(st, ' (') + 2), ')') END,
-               ts, lineno
-        FROM e ORDER BY session_id, lineno
-    """)
-
-    # A message refused after it got a queue id (cleanup/milter reject): its recipient, rejected.
-    con.execute(f"""
-        INSERT INTO recipients (session_id, source_id, txn_id, queue_id, address, orig_address, status, relay,
-            dsn, detail, ts, lineno)
-        SELECT session_id, {sid}, txn_id, qid, recipient, NULL, 'rejected', NULL, dsn, reason, ts, lineno
-        FROM pf_rej WHERE txn_id IS NOT NULL AND recipient IS NOT NULL
-    """)
-
-    # AUTH: failures (warning lines) and successes (client= with sasl_username).
     con.execute(f"""
         INSERT INTO auth_events (session_id, source_id, ts, client_ip, user, method, ok, reason, lineno)
-        SELECT * FROM (
-        SELECT conn_session, {sid}, {ts},
-               nullif(split_part(split_part(msg, ']: SASL', 1), '[', -1), ''),
-               nullif(split_part(split_part(msg, 'sasl_username=', 2), ',', 1), ''),
-               nullif(split_part(split_part(msg, ': SASL ', 2), ' ', 1), ''),
-               false,
-               nullif(split_part(split_part(msg, 'authentication failed: ', 2), ', sasl_username=', 1), ''),
-               lineno
-        FROM pf_ev LEFT JOIN pf_conn USING (lineno) WHERE role = {R_AUTH_FAIL}
-        UNION ALL
-        SELECT conn_session, {sid}, {ts},
-               nullif(split_part(split_part(msg, '[', 2), ']', 1), ''),
-               nullif(split_part(split_part(msg, 'sasl_username=', 2), ',', 1), ''),
-               nullif(split_part(split_part(msg, 'sasl_method=', 2), ',', 1), ''),
-               true, NULL, lineno
-        FROM pf_ev LEFT JOIN pf_conn USING (lineno) WHERE role = {R_CLIENT} AND contains(msg, 'sasl_username=')
-        ) ORDER BY 1, 9
+        SELECT session_id, {sid}, ts, client_ip, user, method, ok::BOOLEAN, reason, lineno
+        FROM pf_auth ORDER BY session_id, lineno
     """)
-
-    # Rejects: "NOQUEUE|QID: ACTION: STAGE from name[ip](:port): [CODE ][D.S.N ][<data>: ]reason; from=<> to=<> ...".
     con.execute(f"""
         INSERT INTO rejects (session_id, source_id, ts, client_ip, client_name, stage, action, queue_id, code,
             dsn, reason, sender, recipient, helo, proto, lineno)
-        SELECT session_id, {sid}, ts, client_ip, client_name, stage, action, qid, code, dsn, reason,
+        SELECT session_id, {sid}, ts, client_ip, client_name, stage, action, queue_id, code, dsn, reason,
                sender, recipient, helo, proto, lineno
-        FROM pf_rej ORDER BY session_id, lineno
-    """)
-
-    # Which lines make each session's transcript.
-    con.execute(f"""
-        INSERT INTO session_lines (session_id, source_id, lineno)
-        SELECT session_id, {sid}, lineno FROM (
-            SELECT conn_session AS session_id, lineno FROM pf_conn
-            UNION ALL
-            SELECT m.session_id, t.lineno FROM pf_txn t JOIN pf_txn_map m USING (txn_id) WHERE NOT t.on_conn
-        ) ORDER BY 1, 2
+        FROM pf_rejects ORDER BY session_id, lineno
     """)
 
 
@@ -484,19 +544,163 @@ def line_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """lines, unparsed (no syslog stamp/prefix), other (another program's well-formed lines)."""
     row = con.execute(f"""
         SELECT count(*), count(*) FILTER (WHERE mts IS NULL),
-               count(*) FILTER (WHERE mts IS NOT NULL AND NOT starts_with(coalesce(prog, ''), 'postfix')),
+               count(*) FILTER (WHERE mts IS NOT NULL AND other_prog),
                count(*) FILTER (WHERE role <> {R_OTHER})
         FROM pf_ev
-    """).fetchone()
+    """).fetchall()[0]
     return {"lines": row[0], "unparsed": row[1], "other": row[2], "understood": row[3]}
 
 
-TEMP_TABLES = ("pf_ev", "pf_keys", "pf_conn", "pf_txn", "pf_txn_map", "pf_txn_info", "pf_rej", "pf_txn_rej")
+TEMP_TABLES = ("pf_ev0", "pf_ev", "pf_owner", "pf_sess_info", "pf_txn_info", "pf_sessions", "pf_txn", "pf_recip",
+               "pf_auth", "pf_rejects", "pf_sl", "pf_rej")
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for name in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+class NeedsCleanCopy(Exception):
+    """The file must go through index.clean_copy first (CR line ends, invalid UTF-8, huge lines)."""
+
+
+_TYPES = {"l": "int64", "t": "timestamp", "u": "uint8", "s": "string"}
+
+
+def _arrow_table(columns: dict):
+    """Column buffers of ``_pfscan`` (kind, values, data, validity, nulls, rows) as a pyarrow table, no copy."""
+    import pyarrow as pa
+
+    arrays, names = [], []
+    for name, (kind, values, data, valid, nulls, rows) in columns.items():
+        validity = pa.py_buffer(valid) if valid is not None else None
+        if kind == "s":
+            array = pa.Array.from_buffers(pa.string(), rows, [validity, pa.py_buffer(values), pa.py_buffer(data)],
+                                          null_count=nulls)
+        else:
+            typ = {"l": pa.int64(), "t": pa.timestamp("us"), "u": pa.uint8(), "d": pa.float64()}[kind]
+            array = pa.Array.from_buffers(typ, rows, [validity, pa.py_buffer(values)], null_count=nulls)
+        arrays.append(array)
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _check_slice(data: bytes) -> None:
+    # What read_csv could not take as it is goes through the clean copy, on both paths alike.
+    if b"\r" in data:
+        raise NeedsCleanCopy("CR line ends")
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NeedsCleanCopy("invalid UTF-8") from None
+
+
+def _slices(path: str, compression: str, size: int) -> Iterator[bytearray]:
+    """The file in slices of about ``size`` bytes, each ending at a line end (or the file's end).
+
+    Each slice is a bytearray of its own, read in place (``readinto``): the text is copied
+    once, not three times as ``carry + chunk`` and slicing would (1 GiB of page faults less).
+    """
+    opener = gzip.open if compression == "gzip" else open
+    with opener(path, "rb") as f:
+        carry = b""
+        while True:
+            buf = bytearray(len(carry) + size)
+            buf[:len(carry)] = carry
+            view = memoryview(buf)
+            filled = len(carry)
+            while filled < len(buf):
+                got = f.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+            view.release()
+            if filled == len(carry):  # end of file
+                if carry:
+                    yield bytearray(carry)
+                return
+            del buf[filled:]
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                if filled > 4 * MAX_LINE_BYTES:
+                    raise NeedsCleanCopy("a line over 1 MiB")
+                carry = bytes(buf)
+                continue
+            carry = bytes(buf[cut:])
+            del buf[cut:]
+            yield buf
+
+
+SLICE_BYTES = 16 << 20  # under glibc's 32 MiB mmap threshold, so freed slices are reused, not re-zeroed
+# The compiled scanner's tables -> the intermediate tables of `finish_tables`.
+SCANNER_TABLES = {"auth": "pf_auth", "sessions": "pf_sessions", "transactions": "pf_txn",
+                  "recipients": "pf_recip", "rejects": "pf_rejects", "session_lines": "pf_sl"}
+
+
+def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, first_year: int | None,
+              anchor: dt.date | None, compression: str = "none",
+              on_slice: Callable[[bytearray], None] | None = None):
+    """Feed the file to the compiled scanner, one slice of text in memory at a time.
+
+    The AUTH events go to ``pf_auth`` slice by slice; everything else waits in the scanner
+    until ``finish()`` (see `load_file`). Returns the scanner.
+    """
+    anchor = anchor or dt.date.today()
+    scanner = _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month)
+    created: set[str] = set()
+
+    def store(tables: dict) -> None:
+        for key, columns in tables.items():
+            name = SCANNER_TABLES[key]
+            con.register("pf_arrow", _arrow_table(columns))
+            try:
+                con.execute(f"INSERT INTO {name} SELECT * FROM pf_arrow" if name in created
+                            else f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM pf_arrow")
+            finally:
+                con.unregister("pf_arrow")
+            created.add(name)
+
+    # One thread reads and scans (the scanner releases the GIL), this one stores the
+    # previous slice into DuckDB and hands its text to the line store meanwhile.
+    queue: Queue = Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for data in _slices(path, compression, SLICE_BYTES):
+                if stop.is_set():
+                    return
+                _check_slice(data)
+                _rows, longest, tables = scanner.scan(data)
+                if longest > 4 * MAX_LINE_BYTES:
+                    raise NeedsCleanCopy("a line over 1 MiB")
+                queue.put((data, tables))
+            queue.put(None)
+        except BaseException as exc:  # handed over to the consumer, raised there
+            queue.put(exc)
+
+    reader = threading.Thread(target=produce, name="mw-pfscan", daemon=True)
+    reader.start()
+    try:
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            data, tables = item
+            store(tables)
+            if on_slice:
+                on_slice(data)
+        if not created:
+            store(scanner.scan(b"")[2])
+    except (EOFError, OSError, zlib.error) as exc:
+        raise duckdb.IOException(f"{path}: {exc}") from exc
+    finally:
+        stop.set()
+        while reader.is_alive():  # let the reader finish (or fail) before the scanner is used again
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        reader.join()
+    return scanner
 
 
 def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, source: str,
@@ -505,15 +709,47 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
 
     The caller owns the transaction (a failed load leaves nothing behind).
     """
+    con.execute(ANGLE_MACRO)
+    if _pfscan is None:
+        try:
+            with linestore.BlockWriter(con, source_id) as raw_lines:
+                counts = _sql_path(con, csv_path, source_id, first_year, anchor, compression)
+                for data in _slices(csv_path, compression, SLICE_BYTES):
+                    raw_lines.add(data)
+            con.execute("RESET preserve_insertion_order")
+            finish_tables(con, source_id, source, in_order=False)
+            return counts
+        finally:
+            con.execute("RESET preserve_insertion_order")
+            drop_temp(con)
+    side = con.cursor()
     try:
-        load_raw_lines(con, read_csv_sql(csv_path, compression), source_id)
-        # Only the raw read needs rows in file order (row_number() is the line number); the
-        # steps after it carry lineno, so DuckDB may reorder them (less memory, more parallel).
-        con.execute("SET preserve_insertion_order = false")
-        stage_lines(con, source_id)
-        assign(con, source_id)
-        year = build_tables(con, source_id, source, first_year, anchor)
-        return {**line_counts(con), "first_year": year}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-pfscan") as pool:
+            with linestore.BlockWriter(con, source_id) as raw_lines:
+                scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
+                                    compression=compression, on_slice=raw_lines.add)
+                # the scanner builds its rows (GIL released) while the line store finishes
+                finished = pool.submit(scanner.finish)
+            tables, counts = finished.result()
+        for key, columns in tables.items():  # rejects and transactions are read on `con`, the rest on `side`
+            (con if key in ("rejects", "transactions") else side).register(SCANNER_TABLES[key], _arrow_table(columns))
+        finish_tables(con, source_id, source, in_order=True, side=side)
+        return counts
     finally:
-        con.execute("RESET preserve_insertion_order")
+        for name in SCANNER_TABLES.values():
+            for c in (con, side):
+                with contextlib.suppress(duckdb.Error):
+                    c.unregister(name)
+        side.close()
         drop_temp(con)
+
+
+def _sql_path(con, csv_path, source_id, first_year, anchor, compression) -> dict[str, int]:
+    con.execute("RESET preserve_insertion_order")  # row_number() numbers lines in file order
+    stage_lines(con, read_csv_sql(csv_path, compression))
+    # Only the read needs rows in file order; the steps after it carry lineno.
+    con.execute("SET preserve_insertion_order = false")
+    assign_sql(con, source_id)
+    ts, year = year_case(con, first_year, anchor=anchor)
+    sql_intermediates(con, ts)
+    return {**line_counts(con), "first_year": year}

@@ -36,11 +36,11 @@ from pathlib import Path
 import duckdb
 
 from mailwarden.errors import FormatNotRecognised, InputError, MailwardenError
-from mailwarden.logs import columnar_postfix
+from mailwarden.logs import columnar_postfix, linestore
 from mailwarden.logs.columnar_postfix import ID_BASE, MAX_LINE_BYTES
 from mailwarden.logs.model import LogLine, Recipient, Session, Transaction
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"   # 2: raw lines in zstd blocks (line_blocks), not one row per line
 HEAD_BYTES = 64 * 1024
 SANITIZE_CHUNK = 4 << 20
 # find_sessions without a message id / queue id returns at most this many sessions.
@@ -136,6 +136,8 @@ def connect(db_path: str | os.PathLike, *, read_only: bool = False,
             tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if tables and "meta" not in tables:  # someone else's database: leave it alone
                 raise IndexUnavailable(f"{path}: a DuckDB database, but not a mailwarden log index")
+            if tables:  # an index of another schema version: refuse before changing anything
+                check_schema(con, path)
             ensure_schema(con)
         check_schema(con, path)
     except BaseException:
@@ -158,7 +160,9 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: str) -> None:
     except duckdb.Error:
         raise IndexUnavailable(f"{path}: not a mailwarden log index") from None
     if row is None or row[0] != SCHEMA_VERSION:
-        raise IndexUnavailable(f"{path}: index schema version {row[0] if row else '?'} is not {SCHEMA_VERSION}")
+        raise IndexUnavailable(
+            f"{path}: index schema version {row[0] if row else '?'} is not {SCHEMA_VERSION}; re-create it "
+            f"(delete the file and run `mailwarden logs index LOG... --db {path}` again)")
 
 
 # -- fingerprints ---------------------------------------------------------------------------------
@@ -293,7 +297,7 @@ def _next_source_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
-    for table in ("sessions", "transactions", "recipients", "auth_events", "rejects", "lines",
+    for table in ("sessions", "transactions", "recipients", "auth_events", "rejects", "line_blocks",
                   "session_lines", "sources"):
         con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
 
@@ -446,7 +450,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
                 [source_id, stored_path, fp.size, fp.fingerprint, fp.head_hash, dialect,
                  dt.datetime.now(dt.UTC).replace(tzinfo=None), counts["lines"], counts["unparsed"] + cut,
                  counts.get("other", 0), counts.get("first_year", first_year), sessions])
-        except duckdb.Error as exc:
+        except (duckdb.Error, columnar_postfix.NeedsCleanCopy) as exc:  # -> the clean copy, if not tried yet
             _delete_source(con, source_id)
             last_error = exc
             continue
@@ -474,12 +478,13 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
 def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compression: str, *,
                        source_id: int, source: str, dialect: str, year: int | None,
                        mtime_path: str) -> dict[str, int]:
-    """Raw lines by DuckDB, sessions by the Python readers + SessionAssembler (Arrow batches)."""
+    """Raw lines into zstd blocks (linestore), sessions by the Python readers + SessionAssembler
+    (Arrow batches)."""
     import pyarrow as pa
 
     from mailwarden.logs.find import read_sessions
 
-    columnar_postfix.load_raw_lines(con, columnar_postfix.read_csv_sql(read_path, compression), source_id)
+    total = linestore.write_file(con, source_id, read_path, compression=compression)
     unparsed = 0
 
     def count_unparsed(_line: LogLine) -> None:
@@ -487,7 +492,6 @@ def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compressi
         unparsed += 1
 
     batch: list[Session] = []
-    total = con.execute("SELECT count(*) FROM lines WHERE source_id = ?", [source_id]).fetchall()[0][0]
     if year is None and read_path != mtime_path:  # the clean copy is new: anchor on the original's mtime
         with contextlib.suppress(OSError):
             st = os.stat(mtime_path)
@@ -701,19 +705,8 @@ def _parallel(con, queries: dict[str, tuple[str, list]]) -> dict[str, list]:
 
 
 def _line_texts(cursor, wanted: list[tuple]) -> dict[tuple[int, int], str]:
-    by_source: dict[int, list[int]] = {}
-    for _sid, source_id, lineno in wanted:
-        by_source.setdefault(source_id, []).append(lineno)
-    text: dict[tuple[int, int], str] = {}
-    for source_id, numbers in by_source.items():
-        # the BETWEEN lets DuckDB skip every row group outside the session (lines are in file order)
-        for lineno, line in cursor.execute(f"""
-            SELECT lineno, text FROM lines
-            WHERE source_id = {int(source_id)} AND lineno BETWEEN {min(numbers)} AND {max(numbers)}
-              AND lineno IN {_in_list(numbers)}
-        """).fetchall():
-            text[(source_id, lineno)] = line
-    return text
+    """(source_id, lineno) -> text for the (session_id, source_id, lineno) rows of session_lines."""
+    return linestore.line_texts(cursor, ((source_id, lineno) for _sid, source_id, lineno in wanted))
 
 
 def _build_sessions(rows: list[tuple], parts: dict[str, list]) -> list[Session]:

@@ -128,12 +128,18 @@ CREATE TABLE IF NOT EXISTS rejects (
     lineno      BIGINT NOT NULL
 );
 
--- Every physical line of every loaded file, in file order (the raw text, for transcripts and
--- for `logs sql`); unparsed lines too.
-CREATE TABLE IF NOT EXISTS lines (
-    source_id   INTEGER NOT NULL,
-    lineno      BIGINT NOT NULL,      -- 1-based physical line number in the source
-    text        VARCHAR               -- the line without its line ending ('' for an empty line)
+-- The raw text of every physical line of every loaded file (for transcripts and, through the
+-- TEMP VIEW `lines` of linestore.register_lines_view, for `logs sql`); unparsed lines too.
+-- One row per block: `data` is one zstd frame of the raw bytes of `n_lines` consecutive lines
+-- from `first_lineno` on, each with its '\n' (the file's last line may lack it); about
+-- 256 KiB of text per block, cut at line ends (logs/linestore.py).
+CREATE TABLE IF NOT EXISTS line_blocks (
+    source_id    INTEGER NOT NULL,
+    first_lineno BIGINT NOT NULL,     -- 1-based physical line number of the block's first line
+    n_lines      INTEGER NOT NULL,
+    -- already zstd: DuckDB's own zstd on top (what it picks for large strings) gains nothing
+    -- and makes fetching one block decompress the blocks before it in its vector (up to 90 ms)
+    data         BLOB NOT NULL USING COMPRESSION uncompressed
 );
 
 -- Which lines make up each session's transcript (connection lines and the lines of its

@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 
 from mailwarden.logs.find import read_sessions
 from mailwarden.logs.index import find_sessions, index_logs
+from mailwarden.logs.linestore import register_lines_view
 from tests.conftest import REPO, corpus_path
 
 
 def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(db), read_only=True)
     try:
+        register_lines_view(con)  # `lines`: the raw lines, read out of the zstd blocks of line_blocks
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
@@ -447,3 +449,29 @@ def test_generated_log_across_new_year(tmp_path):
     assert one(db, "SELECT count(*) FROM sessions WHERE end_ts < start_ts") == 0
     assert one(db, "SELECT max(start_ts) FROM sessions WHERE year(start_ts) = 2025") <= dt.datetime(2025, 12, 31, 23, 59, 59)
     assert by_queue_id_python(log, 2025) == by_queue_id_index(db)
+
+
+def test_version_1_index_is_refused_unchanged(tmp_path):
+    """A schema-1 index (one row per line in `lines`) is not read or changed: re-create it."""
+    from mailwarden.logs.index import IndexUnavailable, connect
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("CREATE TABLE lines (source_id INTEGER, lineno BIGINT, text VARCHAR)")
+    con.close()
+    for read_only in (True, False):
+        with pytest.raises(IndexUnavailable, match="schema version 1 is not 2; re-create it"):
+            connect(db, read_only=read_only)
+    summary_error = None
+    try:
+        index_logs(db, [corpus_path("fail2ban", "postfix.log")])
+    except IndexUnavailable as exc:
+        summary_error = str(exc)
+    assert summary_error and "re-create" in summary_error
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()} == {"meta", "lines"}
+    finally:
+        con.close()
