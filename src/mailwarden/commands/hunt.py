@@ -125,7 +125,8 @@ def hunt(
     from mailwarden.hunt.source import hunt_source
 
     site, settings = _settings(config, local_domains, trusted_nets, geoip)
-    with hunt_source(logs, db, fmt=fmt, year=year, show_progress=not quiet) as src:
+    # a hunt shows no transcripts: a temporary index need not keep the raw lines
+    with hunt_source(logs, db, fmt=fmt, year=year, show_progress=not quiet, transcripts=False) as src:
         result, _ = run_hunt(src.con, site=site, settings=settings,
                              window=_window(src.con, since, until, last), inputs=src.inputs, db=src.db)
         result.notes += [f"not loaded: {p}" for p in src.problems]

@@ -63,8 +63,12 @@ class Loaded:
 
 @contextlib.contextmanager
 def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fmt: str | None = None,
-                year: int | None = None, show_progress: bool = True) -> Iterator[Loaded]:
-    """``--db FILE`` opened read-only, or LOG files loaded into a temporary index."""
+                year: int | None = None, show_progress: bool = True, transcripts: bool = True) -> Iterator[Loaded]:
+    """``--db FILE`` opened read-only, or LOG files loaded into a temporary index.
+
+    ``transcripts=False``: the temporary index keeps no raw lines (no session transcripts),
+    which a hunt does not show and which cost a tenth of the load.
+    """
     if db is not None and logs:
         raise ConfigError("give LOG files or --db FILE, not both")
     if db is not None:
@@ -76,7 +80,7 @@ def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fm
         return
     with tempfile.TemporaryDirectory(prefix="mailwarden-hunt-") as tmp:
         loaded = load_logs(list(logs or []), os.path.join(tmp, "hunt.duckdb"), fmt=fmt, year=year,
-                           show_progress=show_progress)
+                           show_progress=show_progress, transcripts=transcripts)
         try:
             yield loaded
         finally:
@@ -84,7 +88,7 @@ def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fm
 
 
 def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: int | None = None,
-              show_progress: bool = True) -> Loaded:
+              show_progress: bool = True, transcripts: bool = True) -> Loaded:
     """Load LOG files with the index loader (``logs index``) into ``db_path`` and open it."""
     if not paths:
         raise ConfigError("give LOG files to read, or --db FILE")
@@ -100,7 +104,8 @@ def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: i
         def advance(what: str, done_bytes: int) -> None:
             bar.update(task, completed=done_bytes, description=what[:40])
 
-        summary = index_logs(db_path, paths, year=year, fmt=fmt or "auto", progress=advance)
+        summary = index_logs(db_path, paths, year=year, fmt=fmt or "auto", progress=advance,
+                             transcripts=transcripts)
     problems = [r.message if (r.message or "").startswith(r.path) else f"{r.path}: {r.message or r.status}"
                 for r in summary.sources if r.status == "failed"]
     if problems and len(problems) == len(summary.sources):

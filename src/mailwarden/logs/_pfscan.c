@@ -414,6 +414,46 @@ typedef struct {
 static void table_reset(table *t) { for (int i = 0; i < t->ncols; i++) col_reset(&t->cols[i]); }
 static void table_free(table *t) { for (int i = 0; i < t->ncols; i++) col_free(&t->cols[i]); }
 
+/* A read-only buffer that owns malloc'd memory: column buffers go to pyarrow (pa.py_buffer)
+ * without a copy, and are freed when the last Arrow array over them is. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t n;
+} OwnedBuffer;
+
+static int OwnedBuffer_getbuffer(OwnedBuffer *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->p ? self->p : (char *)"", self->n, 1, flags);
+}
+
+static void OwnedBuffer_dealloc(OwnedBuffer *self) {
+    free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs OwnedBuffer_as_buffer = {(getbufferproc)OwnedBuffer_getbuffer, NULL};
+
+static PyTypeObject OwnedBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mailwarden.logs._pfscan.OwnedBuffer",
+    .tp_basicsize = sizeof(OwnedBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Column bytes handed over by the scanner (read-only buffer).",
+    .tp_dealloc = (destructor)OwnedBuffer_dealloc,
+    .tp_as_buffer = &OwnedBuffer_as_buffer,
+};
+
+/* Hand b's memory to a new OwnedBuffer; b is left empty. */
+static PyObject *steal(buf *b) {
+    OwnedBuffer *o = PyObject_New(OwnedBuffer, &OwnedBufferType);
+    if (!o) return NULL;
+    o->p = b->p;
+    o->n = b->n;
+    b->p = NULL;
+    b->n = b->cap = 0;
+    return (PyObject *)o;
+}
+
 static PyObject *table_dict(table *t) {
     PyObject *out = PyDict_New();
     if (!out) return NULL;
@@ -424,11 +464,9 @@ static PyObject *table_dict(table *t) {
             int32_t zero = 0;
             if (buf_put(&c->values, &zero, 4) < 0) { Py_DECREF(out); return PyErr_NoMemory(); }
         }
-        PyObject *values = PyBytes_FromStringAndSize(c->values.p ? c->values.p : "", c->values.n);
-        PyObject *data = kind == 's' ? PyBytes_FromStringAndSize(c->data.p ? c->data.p : "", c->data.n)
-                                     : (Py_INCREF(Py_None), Py_None);
-        PyObject *valid = c->nulls ? PyBytes_FromStringAndSize(c->valid.p, c->valid.n)
-                                   : (Py_INCREF(Py_None), Py_None);
+        PyObject *values = steal(&c->values);
+        PyObject *data = kind == 's' ? steal(&c->data) : (Py_INCREF(Py_None), Py_None);
+        PyObject *valid = c->nulls ? steal(&c->valid) : (Py_INCREF(Py_None), Py_None);
         PyObject *item = (values && data && valid)
             ? Py_BuildValue("(CNNNnn)", kind, values, data, valid, c->nulls, c->rows) : NULL;
         if (!item) { Py_XDECREF(values); Py_XDECREF(data); Py_XDECREF(valid); Py_DECREF(out); return NULL; }
@@ -504,6 +542,7 @@ typedef struct {
     /* deliveries and reject lines, emitted when their transaction's owner is final */
     buf deliveries, rejects;
     table auth;
+    int finished;   /* finish() was called: the state is freed */
 } Scanner;
 
 typedef struct { int64_t lineno, ref; } line_ref;
@@ -959,6 +998,10 @@ static PyObject *tables_dict(table **ts, int n) {
 
 static PyObject *Scanner_scan(Scanner *S, PyObject *args) {
     Py_buffer view;
+    if (S->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "scan() after finish()");
+        return NULL;
+    }
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
     table_reset(&S->auth);
     const char *p = view.buf, *end = p + view.len;
@@ -1217,7 +1260,19 @@ out:
     return rc;
 }
 
+static void release_state(Scanner *S) {
+    map_free(&S->conn);
+    map_free(&S->txn);
+    free(S->sessions); S->sessions = NULL; S->n_sessions = S->cap_sessions = 0;
+    free(S->txns); S->txns = NULL; S->n_txns = S->cap_txns = 0;
+    buf_free(&S->arena); buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
+}
+
 static PyObject *Scanner_finish(Scanner *S, PyObject *Py_UNUSED(ignored)) {
+    if (S->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "finish() was already called on this Scanner");
+        return NULL;
+    }
     table sess = {"sessions", (int)(sizeof SESS_NAMES / sizeof *SESS_NAMES), SESS_NAMES, SESS_KINDS, {{{0}}}};
     table txn = {"transactions", (int)(sizeof TXN_NAMES / sizeof *TXN_NAMES), TXN_NAMES, TXN_KINDS, {{{0}}}};
     table recip = {"recipients", (int)(sizeof RECIP_NAMES / sizeof *RECIP_NAMES), RECIP_NAMES, RECIP_KINDS, {{{0}}}};
@@ -1227,6 +1282,8 @@ static PyObject *Scanner_finish(Scanner *S, PyObject *Py_UNUSED(ignored)) {
     int failed;
     Py_BEGIN_ALLOW_THREADS
     failed = finish_tables(S, &sess, &txn, &recip, &rej, &sl);
+    release_state(S);  /* the rows are built: free the state before the caller stores them */
+    S->finished = 1;
     Py_END_ALLOW_THREADS
     if (!failed) {
         table *ts[5] = {&sess, &txn, &recip, &rej, &sl};
@@ -1296,7 +1353,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__pfscan(void) {
-    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&OwnedBufferType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&ScannerType);

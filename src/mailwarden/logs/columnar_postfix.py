@@ -470,7 +470,7 @@ def sql_intermediates(con: duckdb.DuckDBPyConnection, ts: str) -> None:
 
 
 def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *, in_order: bool,
-                  side: duckdb.DuckDBPyConnection | None = None) -> None:
+                  side: duckdb.DuckDBPyConnection | None = None, transcripts: bool = True) -> None:
     """Fill the index tables from the intermediate tables (of either path).
 
     ``in_order``: pf_sessions and pf_sl are already in session order (the compiled path), so
@@ -504,7 +504,7 @@ def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *
         INSERT INTO session_lines (session_id, source_id, lineno)
         SELECT session_id, {sid}, lineno FROM pf_sl {"" if in_order else "ORDER BY 1, 2"}
         """,
-    ]
+    ][: None if transcripts else -1]
     if side is None:
         for statement in independent:
             con.execute(statement)
@@ -704,20 +704,22 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
 
 
 def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, source: str,
-              first_year: int | None, anchor: dt.date | None = None, compression: str = "none") -> dict[str, int]:
+              first_year: int | None, anchor: dt.date | None = None, compression: str = "none",
+              transcripts: bool = True) -> dict[str, int]:
     """Parse one Postfix syslog file into the index tables; returns line counts.
 
-    The caller owns the transaction (a failed load leaves nothing behind).
+    The caller owns the transaction (a failed load leaves nothing behind). ``transcripts=False``:
+    no raw lines (``line_blocks``) and no ``session_lines`` (a hunt's throw-away index).
     """
     con.execute(ANGLE_MACRO)
     if _pfscan is None:
         try:
-            with linestore.BlockWriter(con, source_id) as raw_lines:
+            with _line_writer(con, source_id, transcripts) as raw_lines:
                 counts = _sql_path(con, csv_path, source_id, first_year, anchor, compression)
                 for data in _slices(csv_path, compression, SLICE_BYTES):
                     raw_lines.add(data)
             con.execute("RESET preserve_insertion_order")
-            finish_tables(con, source_id, source, in_order=False)
+            finish_tables(con, source_id, source, in_order=False, transcripts=transcripts)
             return counts
         finally:
             con.execute("RESET preserve_insertion_order")
@@ -725,7 +727,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
     side = con.cursor()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-pfscan") as pool:
-            with linestore.BlockWriter(con, source_id) as raw_lines:
+            with _line_writer(con, source_id, transcripts) as raw_lines:
                 scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
                                     compression=compression, on_slice=raw_lines.add)
                 # the scanner builds its rows (GIL released) while the line store finishes
@@ -733,7 +735,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
             tables, counts = finished.result()
         for key, columns in tables.items():  # rejects and transactions are read on `con`, the rest on `side`
             (con if key in ("rejects", "transactions") else side).register(SCANNER_TABLES[key], _arrow_table(columns))
-        finish_tables(con, source_id, source, in_order=True, side=side)
+        finish_tables(con, source_id, source, in_order=True, side=side, transcripts=transcripts)
         return counts
     finally:
         for name in SCANNER_TABLES.values():
@@ -742,6 +744,23 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
                     c.unregister(name)
         side.close()
         drop_temp(con)
+
+
+class _NoLines:
+    """Stands in for linestore.BlockWriter when no raw lines are kept."""
+
+    def __enter__(self) -> _NoLines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add(self, data) -> int:
+        return 0
+
+
+def _line_writer(con: duckdb.DuckDBPyConnection, source_id: int, transcripts: bool):
+    return linestore.BlockWriter(con, source_id) if transcripts else _NoLines()
 
 
 def _sql_path(con, csv_path, source_id, first_year, anchor, compression) -> dict[str, int]:

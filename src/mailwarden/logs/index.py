@@ -324,9 +324,12 @@ def _match_loaded(con: duckdb.DuckDBPyConnection, path: str, fp: Fingerprint) ->
 
 
 def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | None = None,
-               fmt: str = "auto", progress: ProgressFn | None = None) -> IndexSummary:
+               fmt: str = "auto", progress: ProgressFn | None = None, transcripts: bool = True) -> IndexSummary:
     """Load logs into the index at ``db_path`` (created if needed). Never raises for one bad file:
-    its result says ``failed`` and why; raises IndexUnavailable when the database itself is unusable."""
+    its result says ``failed`` and why; raises IndexUnavailable when the database itself is unusable.
+
+    ``transcripts=False`` (a hunt's throw-away index): Postfix logs keep no raw lines and no
+    ``session_lines``, so sessions have no transcript; every other table is the same."""
     from mailwarden.logs.sources import STDIN, order_rotated
 
     started = time.perf_counter()
@@ -364,7 +367,7 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
                     else:
                         result.status, result.message = "skipped", f"already loaded as {old_path}"
                     continue
-                result.status = _load_one(con, path_for_read, result, fp, year=year, fmt=fmt,
+                result.status = _load_one(con, path_for_read, result, fp, year=year, fmt=fmt, transcripts=transcripts,
                                           tmpdir=tmpdir, replace_id=old_id if verdict == "grew" else None,
                                           progress=progress, done_bytes=done_bytes)
             except MailwardenError as exc:
@@ -410,6 +413,7 @@ def _copy_stdin(target: str) -> None:
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, fp: Fingerprint, *,
+              transcripts: bool = True,
               year: int | None, fmt: str, tmpdir: str, replace_id: int | None,
               progress: ProgressFn | None, done_bytes: int) -> str:
     compression = _compression(path)
@@ -440,6 +444,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
                 progress(f"{os.path.basename(result.path)}: parsing ({dialect})", done_bytes)
             if dialect == "postfix":
                 counts = columnar_postfix.load_file(con, read_path, source_id=source_id, source=stored_path,
+                                                    transcripts=transcripts,
                                                     first_year=first_year, anchor=anchor, compression=comp)
             else:
                 counts = _load_with_readers(con, read_path, comp, source_id=source_id, source=stored_path,

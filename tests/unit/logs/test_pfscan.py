@@ -251,3 +251,15 @@ def test_scanner_huge_fields_and_many_keys():
     tables, counts = scanner.finish()
     assert tables["sessions"]["session_id"][5] == 200_001  # the clients, and the message's own ("queue")
     assert tables["transactions"]["subject"][5] == 1  # rows
+
+
+def test_without_transcripts_the_same_rows_but_no_lines(tmp_path, generated_log):
+    # what `hunt LOG...` builds: no raw lines, no session_lines, every other table unchanged
+    full, bare = tmp_path / "full.duckdb", tmp_path / "bare.duckdb"
+    index_logs(full, [str(generated_log)], year=2026)
+    index_logs(bare, [str(generated_log)], year=2026, transcripts=False)
+    diff = {t: v for t, v in differences(full, bare).items() if t != "session_lines"}
+    assert diff == {}
+    assert count(bare, "SELECT count(*) FROM line_blocks") == 0
+    assert count(bare, "SELECT count(*) FROM session_lines") == 0
+    assert count(full, "SELECT count(*) FROM session_lines") > 0
