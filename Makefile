@@ -1,7 +1,7 @@
 # The two commands a newcomer needs are `make demo` and `make test` (see README).
 PYTHON ?= python3
 
-.PHONY: install demo test test-fast test-server lint servers
+.PHONY: install demo test test-fast test-server lint servers sanitize
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -25,3 +25,7 @@ test-server: servers install
 
 lint:
 	ruff check src tests bench
+
+# The compiled Postfix scanner's tests under AddressSanitizer + UBSan (gcc; not part of `make test`).
+sanitize: install
+	bash scripts/pfscan-sanitizers.sh
