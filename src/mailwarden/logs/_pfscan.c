@@ -214,8 +214,10 @@ static void col_reset(column *c) {
 
 static void col_free(column *c) { buf_free(&c->values); buf_free(&c->data); buf_free(&c->valid); }
 
-/* ---- hash map: 64-bit key hash -> int64 line number ---- */
-typedef struct { uint64_t *keys; int64_t *vals; Py_ssize_t cap, used; } map;
+/* ---- hash map: 64-bit key hash -> int64 (index of a session or transaction) ----
+ * Key and value side by side: one cache miss a lookup (the maps hold millions of keys). */
+typedef struct { uint64_t key; int64_t val; } slot;
+typedef struct { slot *slots; Py_ssize_t cap, used; } map;
 
 static uint64_t hash_parts(char kind, sv a, sv b, sv c) {
     uint64_t h = 1469598103934665603ULL;
@@ -234,31 +236,31 @@ static uint64_t hash_parts(char kind, sv a, sv b, sv c) {
 
 static int map_grow(map *m) {
     Py_ssize_t cap = m->cap ? m->cap * 2 : 1 << 16;
-    uint64_t *keys = calloc((size_t)cap, sizeof(uint64_t));
-    int64_t *vals = malloc((size_t)cap * sizeof(int64_t));
-    if (!keys || !vals) { free(keys); free(vals); return -1; }
+    slot *slots = calloc((size_t)cap, sizeof(slot));
+    if (!slots) return -1;
     for (Py_ssize_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        Py_ssize_t j = (Py_ssize_t)(m->keys[i] & (uint64_t)(cap - 1));
-        while (keys[j]) j = (j + 1) & (cap - 1);
-        keys[j] = m->keys[i]; vals[j] = m->vals[i];
+        if (!m->slots[i].key) continue;
+        Py_ssize_t j = (Py_ssize_t)(m->slots[i].key & (uint64_t)(cap - 1));
+        while (slots[j].key) j = (j + 1) & (cap - 1);
+        slots[j] = m->slots[i];
     }
-    free(m->keys); free(m->vals);
-    m->keys = keys; m->vals = vals; m->cap = cap;
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
     return 0;
 }
 
-/* The slot of key (inserted empty when absent: *found = 0). */
+/* The value of key (inserted empty when absent: *found = 0). */
 static int64_t *map_slot(map *m, uint64_t key, int *found) {
     if ((m->used + 1) * 2 > m->cap && map_grow(m) < 0) return NULL;
     Py_ssize_t j = (Py_ssize_t)(key & (uint64_t)(m->cap - 1));
-    while (m->keys[j] && m->keys[j] != key) j = (j + 1) & (m->cap - 1);
-    *found = m->keys[j] != 0;
-    if (!*found) { m->keys[j] = key; m->used++; }
-    return &m->vals[j];
+    while (m->slots[j].key && m->slots[j].key != key) j = (j + 1) & (m->cap - 1);
+    *found = m->slots[j].key != 0;
+    if (!*found) { m->slots[j].key = key; m->used++; }
+    return &m->slots[j].val;
 }
 
-static void map_free(map *m) { free(m->keys); free(m->vals); memset(m, 0, sizeof *m); }
+static void map_free(map *m) { free(m->slots); memset(m, 0, sizeof *m); }
 
 /* ---- timestamps (microseconds since 1970-01-01) ---- */
 static int64_t days_from_civil(int64_t y, int m, int d) {
