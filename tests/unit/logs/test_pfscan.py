@@ -263,3 +263,18 @@ def test_without_transcripts_the_same_rows_but_no_lines(tmp_path, generated_log)
     assert count(bare, "SELECT count(*) FROM line_blocks") == 0
     assert count(bare, "SELECT count(*) FROM session_lines") == 0
     assert count(full, "SELECT count(*) FROM session_lines") > 0
+
+
+def test_a_log_too_big_for_memory_goes_the_sql_way(tmp_path, monkeypatch, generated_log):
+    # the scanner keeps a file's sessions in memory; beyond the RAM share the SQL path (which
+    # spills to disk) takes the file, with the same rows
+    scanned = []
+    real_scan = columnar_postfix.scan_file
+    monkeypatch.setattr(columnar_postfix, "scan_file", lambda *a, **k: scanned.append(a) or real_scan(*a, **k))
+    index_logs(tmp_path / "small.duckdb", [str(generated_log)], year=2026)
+    assert len(scanned) == 1
+    monkeypatch.setattr(columnar_postfix, "RAM_SHARE", 1e-9)
+    assert not columnar_postfix.fits_in_memory(str(generated_log))
+    index_logs(tmp_path / "big.duckdb", [str(generated_log)], year=2026)
+    assert len(scanned) == 1  # not called again
+    assert differences(tmp_path / "small.duckdb", tmp_path / "big.duckdb") == {}
