@@ -209,8 +209,11 @@ def _head_text(path: str, compression: str | None, count: int = 50) -> list[str]
     return head_lines(LogSource(path, compression=compression), count)
 
 
-def clean_copy(path: str, out_dir: str, compression: str | None) -> tuple[str, int]:
-    """Stream ``path`` (decompressed) into a clean UTF-8 file; returns (its path, lines cut).
+def clean_copy(path: str, out_dir: str, compression: str | None) -> tuple[str, int, bool]:
+    """Stream ``path`` (decompressed) into a clean UTF-8 file; returns (its path, lines cut, damaged).
+
+    ``damaged``: the compressed stream broke off (truncated or corrupt); what came before the
+    damage was kept.
 
     Invalid UTF-8 becomes U+FFFD, CR LF becomes LF and a lone CR a space (DuckDB's reader
     would split lines there and shift every line number), lines longer than MAX_LINE_BYTES are
@@ -220,6 +223,7 @@ def clean_copy(path: str, out_dir: str, compression: str | None) -> tuple[str, i
 
     target = os.path.join(out_dir, "clean.log")
     cut = 0
+    damaged = False
     stream = open_binary(LogSource(path, compression=compression))
     with stream, open(target, "wb") as out:
         carry = b""
@@ -228,6 +232,7 @@ def clean_copy(path: str, out_dir: str, compression: str | None) -> tuple[str, i
                 chunk = stream.read(SANITIZE_CHUNK)
             except (OSError, EOFError, ValueError):  # corrupt archive: keep what was read
                 chunk = b""
+                damaged = True
             data = carry + chunk
             if not chunk:
                 carry = b""
@@ -260,7 +265,7 @@ def clean_copy(path: str, out_dir: str, compression: str | None) -> tuple[str, i
                 out.write(_clean(data))
             if not chunk:
                 break
-    return target, cut
+    return target, cut, damaged
 
 
 def _clean(data: bytes) -> bytes:
@@ -433,11 +438,11 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
         source_id = replace_id if replace_id is not None else _next_source_id(con)
         try:
             if attempt == "direct":
-                read_path, comp, cut = path, ("gzip" if compression == "gzip" else "none"), 0
+                read_path, comp, cut, damaged = path, ("gzip" if compression == "gzip" else "none"), 0, False
             else:
                 if progress:
                     progress(f"{os.path.basename(result.path)}: cleaning", done_bytes)
-                read_path, cut = clean_copy(path, tmpdir, compression)
+                read_path, cut, damaged = clean_copy(path, tmpdir, compression)
                 comp = "none"
                 result.cleaned = True
             if progress:
@@ -472,8 +477,14 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
         result.source_id = source_id
         result.lines, result.unparsed = counts["lines"], counts["unparsed"] + cut
         result.other, result.sessions = counts.get("other", 0), sessions
+        notes = []
+        if damaged:
+            notes.append(f"the {compression} stream is damaged (truncated or corrupt): only the "
+                         f"{counts['lines']} line(s) before the damage were loaded")
         if cut:
-            result.message = f"{cut} over-long line(s) cut to {MAX_LINE_BYTES} bytes"
+            notes.append(f"{cut} over-long line(s) cut to {MAX_LINE_BYTES} bytes")
+        if notes:
+            result.message = "; ".join(notes)
         return "reloaded" if replace_id is not None else "loaded"
     raise InputError(f"{result.path}: {_one_line(last_error) if last_error else 'cannot be loaded'}")
 

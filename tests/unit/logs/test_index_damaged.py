@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 
 from mailwarden.errors import ExitCode
+from mailwarden.logs.index import index_logs
 from tests.conftest import DATA
 
 REAL_LOG = DATA / "logs" / "postfix" / "postfix-3.7-maillog.log"  # written by a real Postfix 3.7
@@ -24,3 +25,18 @@ def test_truncated_gzip_fails_and_the_good_file_still_loads(tmp_path, run_cli):
     assert "truncated or corrupt" in status["mail.log.2.gz"]["message"]
     assert status["mail.log.1.gz"]["status"] == "loaded"
     assert status["mail.log.1.gz"]["lines"] == len(REAL_LOG.read_text().splitlines())
+
+
+def test_gzip_cut_in_the_middle_is_reported_not_silent(tmp_path):
+    # the compressed stream breaks off after many lines: they are loaded, and the result says
+    # the file is damaged (DuckDB's own gzip reader used to stop there without a word)
+    lines = [f"Mar  1 10:{i // 60 % 60:02d}:{i % 60:02d} mx postfix/smtpd[{100 + i % 7}]: connect from "
+             f"host{i}.example[192.0.2.{i % 250}]" for i in range(200_000)]
+    whole = gzip.compress(("\n".join(lines) + "\n").encode())
+    log = tmp_path / "mail.log.2.gz"
+    log.write_bytes(whole[: len(whole) * 3 // 4])
+    summary = index_logs(tmp_path / "i.duckdb", [str(log)], year=2026)
+    (src,) = summary.sources
+    assert src.status == "loaded", src
+    assert 0 < src.lines < len(lines)
+    assert "damaged" in (src.message or "")
