@@ -51,7 +51,6 @@ try:  # the compiled scanner (setup.py); without it the SQL path below does the 
 except ImportError:  # pragma: no cover - depends on the build
     _pfscan = None
 
-DIALECT = "postfix"
 # session_id / txn_id = source_id * ID_BASE + line number (see schema.sql).
 ID_BASE = 10**12
 # A file with a line over 4 x MAX_LINE_BYTES (1 MiB) goes through index.py's clean copy,
@@ -563,9 +562,6 @@ def drop_temp(con: duckdb.DuckDBPyConnection) -> None:
 
 class NeedsCleanCopy(Exception):
     """The file must go through index.clean_copy first (CR line ends, invalid UTF-8, huge lines)."""
-
-
-_TYPES = {"l": "int64", "t": "timestamp", "u": "uint8", "s": "string"}
 
 
 def _arrow_table(columns: dict):
