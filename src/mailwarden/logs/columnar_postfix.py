@@ -702,7 +702,7 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
 
 def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, source: str,
               first_year: int | None, anchor: dt.date | None = None, compression: str = "none",
-              transcripts: bool = True) -> dict[str, int]:
+              transcripts: bool = True, progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Parse one Postfix syslog file into the index tables; returns line counts.
 
     The caller owns the transaction (a failed load leaves nothing behind). ``transcripts=False``:
@@ -725,8 +725,17 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-pfscan") as pool:
             with _line_writer(con, source_id, transcripts) as raw_lines:
+                read = 0
+
+                def on_slice(data: bytearray) -> None:
+                    nonlocal read
+                    raw_lines.add(data)
+                    read += len(data)
+                    if progress:
+                        progress(read)
+
                 scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
-                                    compression=compression, on_slice=raw_lines.add)
+                                    compression=compression, on_slice=on_slice)
                 # the scanner builds its rows (GIL released) while the line store finishes
                 finished = pool.submit(scanner.finish)
             tables, counts = finished.result()

@@ -448,9 +448,13 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
             if progress:
                 progress(f"{os.path.basename(result.path)}: parsing ({dialect})", done_bytes)
             if dialect == "postfix":
+                label = f"{os.path.basename(result.path)}: parsing ({dialect})"
+                # the bar moves with the slices read (plain files: their bytes are the file's)
+                advance = ((lambda n, label=label, start=done_bytes: progress(label, start + min(n, fp.size)))
+                           if progress and comp == "none" and not result.cleaned else None)
                 counts = columnar_postfix.load_file(con, read_path, source_id=source_id, source=stored_path,
-                                                    transcripts=transcripts,
-                                                    first_year=first_year, anchor=anchor, compression=comp)
+                                                    transcripts=transcripts, first_year=first_year, anchor=anchor,
+                                                    compression=comp, progress=advance)
             else:
                 counts = _load_with_readers(con, read_path, comp, source_id=source_id, source=stored_path,
                                             dialect=dialect, year=first_year, mtime_path=path)

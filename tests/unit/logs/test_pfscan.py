@@ -278,3 +278,13 @@ def test_a_log_too_big_for_memory_goes_the_sql_way(tmp_path, monkeypatch, genera
     index_logs(tmp_path / "big.duckdb", [str(generated_log)], year=2026)
     assert len(scanned) == 1  # not called again
     assert differences(tmp_path / "small.duckdb", tmp_path / "big.duckdb") == {}
+
+
+def test_progress_moves_with_the_slices(tmp_path, monkeypatch, generated_log):
+    monkeypatch.setattr(columnar_postfix, "SLICE_BYTES", 64 << 10)
+    seen = []
+    index_logs(tmp_path / "p.duckdb", [str(generated_log)], year=2026, progress=lambda what, n: seen.append((what, n)))
+    parsing = [n for what, n in seen if "parsing" in what]
+    size = generated_log.stat().st_size
+    assert len(parsing) > size // (64 << 10) // 2          # one step per slice, not one per file
+    assert parsing == sorted(parsing) and parsing[-1] == size
