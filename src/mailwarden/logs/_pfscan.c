@@ -1148,13 +1148,38 @@ static int fill_i64(column *c, const int64_t *v, Py_ssize_t n) {
     return 0;
 }
 
+/* Sort keys: the index stores transactions by Message-ID (NULLs last) and recipients by session,
+ * so that DuckDB skips the other row groups on a look-up; sorting here spares DuckDB the sort. */
+typedef struct { const char *p; Py_ssize_t n; int64_t id; Py_ssize_t idx; } txn_key;
+typedef struct { int64_t session_id, lineno, ref; } recip_key;   /* ref >= 0 delivery, < 0 reject */
+
+static int cmp_txn_key(const void *a, const void *b) {
+    const txn_key *x = a, *y = b;
+    if ((x->n < 0) != (y->n < 0)) return x->n < 0 ? 1 : -1;
+    if (x->n >= 0) {
+        int c = cmp_sv(mk(x->p, x->n), mk(y->p, y->n));
+        if (c) return c;
+    }
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int cmp_recip_key(const void *a, const void *b) {
+    const recip_key *x = a, *y = b;
+    if (x->session_id != y->session_id) return x->session_id < y->session_id ? -1 : 1;
+    return (x->lineno > y->lineno) - (x->lineno < y->lineno);
+}
+
 static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, table *rej, table *sl) {
     Py_ssize_t ns = S->n_sessions, nt = S->n_txns, nl = S->line_refs.n / (Py_ssize_t)sizeof(line_ref);
     int rc = -1;
     int64_t *owner = malloc((size_t)(nt + 1) * 8);        /* session index owning each txn, or -1 */
     int64_t *sess_rank = malloc((size_t)(ns + 1) * 8), *txn_rank = malloc((size_t)(nt + 1) * 8);
     int64_t *rank_ref = malloc((size_t)(ns + nt + 1) * 8), *offset = NULL, *sl_id = NULL, *sl_line = NULL;
-    if (!owner || !sess_rank || !txn_rank || !rank_ref) goto out;
+    Py_ssize_t nd = S->deliveries.n / (Py_ssize_t)sizeof(delivery), nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
+    txn_key *tkeys = malloc((size_t)(nt + 1) * sizeof(txn_key));
+    recip_key *rkeys = malloc((size_t)(nd + nr + 1) * sizeof(recip_key));
+    Py_ssize_t nrk = 0;
+    if (!owner || !sess_rank || !txn_rank || !rank_ref || !tkeys || !rkeys) goto out;
     for (Py_ssize_t j = 0; j < nt; j++)
         owner[j] = S->txns[j].conn_client >= 0 ? S->txns[j].conn_client : S->txns[j].conn_any;
     /* sessions in id order: connections and orphan transactions merged (both already sorted) */
@@ -1175,6 +1200,12 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
                      : emit_orphan(S, sess->cols, &S->txns[-1 - ref])) goto out;
     }
     for (j = 0; j < nt; j++) {
+        sv mid = got(S, S->txns[j].message_id);
+        tkeys[j] = (txn_key){mid.p, mid.n, S->txns[j].id, j};
+    }
+    qsort(tkeys, (size_t)nt, sizeof(txn_key), cmp_txn_key);
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        j = tkeys[k].idx;
         txn_state *t = &S->txns[j];
         column *c = txn->cols;
         int64_t size = 0, nrcpt = 0;
@@ -1195,21 +1226,8 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
             || col_i64(&c[13], nrcpt, nrcpt_ok) < 0 || col_u8(&c[14], t->removed) < 0)
             goto out;
     }
-    const delivery *dv = (const delivery *)S->deliveries.p;
-    for (Py_ssize_t k = 0; k < S->deliveries.n / (Py_ssize_t)sizeof(delivery); k++) {
-        const delivery *d = &dv[k];
-        column *c = recip->cols;
-        int64_t session_id = owner[d->txn] >= 0 ? S->sessions[owner[d->txn]].id : S->txns[d->txn].id;
-        if (emit_i64(&c[0], session_id) < 0 || emit_i64(&c[1], S->txns[d->txn].id) < 0
-            || col_str(&c[2], got(S, d->qid)) < 0 || col_str(&c[3], got(S, d->address)) < 0
-            || col_str(&c[4], got(S, d->orig)) < 0 || col_str(&c[5], got(S, d->status)) < 0
-            || col_str(&c[6], got(S, d->relay)) < 0 || col_str(&c[7], got(S, d->dsn)) < 0
-            || col_str(&c[8], got(S, d->detail)) < 0 || col_i64(&c[9], d->ts, 1) < 0
-            || emit_i64(&c[10], d->lineno) < 0)
-            goto out;
-    }
     const reject_line *rl = (const reject_line *)S->rejects.p;
-    for (Py_ssize_t k = 0; k < S->rejects.n / (Py_ssize_t)sizeof(reject_line); k++) {
+    for (Py_ssize_t k = 0; k < nr; k++) {
         const reject_line *r = &rl[k];
         column *c = rej->cols;
         int64_t session_id = 0;
@@ -1227,13 +1245,33 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
             || emit_i64(&c[14], r->lineno) < 0)
             goto out;
         /* a message refused after it got a queue id (cleanup/milter): its recipient, rejected */
-        if (r->txn >= 0 && !SREF_IS_NULL(r->recipient)) {
-            column *d = recip->cols;
-            if (emit_i64(&d[0], session_id) < 0 || emit_i64(&d[1], S->txns[r->txn].id) < 0
-                || col_str(&d[2], got(S, r->qid)) < 0 || col_str(&d[3], got(S, r->recipient)) < 0
-                || col_str(&d[4], NONE) < 0 || col_str(&d[5], mk("rejected", 8)) < 0 || col_str(&d[6], NONE) < 0
-                || col_str(&d[7], got(S, r->dsn)) < 0 || col_str(&d[8], got(S, r->reason)) < 0
-                || col_i64(&d[9], r->ts, r->ts_ok) < 0 || emit_i64(&d[10], r->lineno) < 0)
+        if (r->txn >= 0 && !SREF_IS_NULL(r->recipient))
+            rkeys[nrk++] = (recip_key){session_id, r->lineno, -1 - k};
+    }
+    const delivery *dv = (const delivery *)S->deliveries.p;
+    for (Py_ssize_t k = 0; k < nd; k++) {
+        int64_t t = dv[k].txn;
+        rkeys[nrk++] = (recip_key){owner[t] >= 0 ? S->sessions[owner[t]].id : S->txns[t].id, dv[k].lineno, k};
+    }
+    qsort(rkeys, (size_t)nrk, sizeof(recip_key), cmp_recip_key);
+    for (Py_ssize_t k = 0; k < nrk; k++) {
+        column *c = recip->cols;
+        if (rkeys[k].ref >= 0) {
+            const delivery *d = &dv[rkeys[k].ref];
+            if (emit_i64(&c[0], rkeys[k].session_id) < 0 || emit_i64(&c[1], S->txns[d->txn].id) < 0
+                || col_str(&c[2], got(S, d->qid)) < 0 || col_str(&c[3], got(S, d->address)) < 0
+                || col_str(&c[4], got(S, d->orig)) < 0 || col_str(&c[5], got(S, d->status)) < 0
+                || col_str(&c[6], got(S, d->relay)) < 0 || col_str(&c[7], got(S, d->dsn)) < 0
+                || col_str(&c[8], got(S, d->detail)) < 0 || col_i64(&c[9], d->ts, 1) < 0
+                || emit_i64(&c[10], d->lineno) < 0)
+                goto out;
+        } else {
+            const reject_line *r = &rl[-1 - rkeys[k].ref];
+            if (emit_i64(&c[0], rkeys[k].session_id) < 0 || emit_i64(&c[1], S->txns[r->txn].id) < 0
+                || col_str(&c[2], got(S, r->qid)) < 0 || col_str(&c[3], got(S, r->recipient)) < 0
+                || col_str(&c[4], NONE) < 0 || col_str(&c[5], mk("rejected", 8)) < 0 || col_str(&c[6], NONE) < 0
+                || col_str(&c[7], got(S, r->dsn)) < 0 || col_str(&c[8], got(S, r->reason)) < 0
+                || col_i64(&c[9], r->ts, r->ts_ok) < 0 || emit_i64(&c[10], r->lineno) < 0)
                 goto out;
         }
     }
@@ -1259,6 +1297,7 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
     rc = 0;
 out:
     free(owner); free(sess_rank); free(txn_rank); free(rank_ref); free(offset); free(sl_id); free(sl_line);
+    free(tkeys); free(rkeys);
     return rc;
 }
 

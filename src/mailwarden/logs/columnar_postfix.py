@@ -473,8 +473,9 @@ def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *
                   side: duckdb.DuckDBPyConnection | None = None, transcripts: bool = True) -> None:
     """Fill the index tables from the intermediate tables (of either path).
 
-    ``in_order``: pf_sessions and pf_sl are already in session order (the compiled path), so
-    they are stored as they are instead of sorted again. ``side``: a second connection (a
+    ``in_order``: the rows are already in the order the index keeps (the compiled path sorts
+    them: sessions, recipients and transcript lines by session, transactions by Message-ID),
+    so they are stored as they are instead of sorted again. ``side``: a second connection (a
     cursor) that sees pf_sessions, pf_recip and pf_sl; those three inserts then run on it in
     a thread beside the others (DuckDB writes a table mostly on one core).
     """
@@ -497,7 +498,7 @@ def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *
         INSERT INTO recipients (session_id, source_id, txn_id, queue_id, address, orig_address, status, relay,
             dsn, detail, ts, lineno)
         SELECT session_id, {sid}, txn_id, queue_id, address, orig_address, status, relay, dsn, detail, ts, lineno
-        FROM pf_recip ORDER BY session_id, lineno
+        FROM pf_recip {"" if in_order else "ORDER BY session_id, lineno"}
         """,
         # Which lines make each session's transcript.
         f"""
@@ -508,23 +509,23 @@ def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *
     if side is None:
         for statement in independent:
             con.execute(statement)
-        _finish_main(con, sid)
+        _finish_main(con, sid, in_order)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index") as pool:
         done = pool.submit(lambda: [side.execute(statement) for statement in independent])
         try:
-            _finish_main(con, sid)
+            _finish_main(con, sid, in_order)
         finally:
             done.result()
 
 
-def _finish_main(con: duckdb.DuckDBPyConnection, sid: int) -> None:
+def _finish_main(con: duckdb.DuckDBPyConnection, sid: int, in_order: bool) -> None:
     con.execute(f"""
         INSERT INTO transactions (session_id, source_id, txn_id, queue_id, message_id, sender, size, accepted,
             reject_reason, subject, start_ts, end_ts, spam_score, spam_threshold, nrcpt, removed)
         SELECT session_id, {sid}, txn_id, queue_id, message_id, sender, size, accepted::BOOLEAN,
                reject_reason, subject, start_ts, end_ts, spam_score, spam_threshold, nrcpt, removed::BOOLEAN
-        FROM pf_txn ORDER BY message_id, txn_id
+        FROM pf_txn {"" if in_order else "ORDER BY message_id, txn_id"}
     """)
     con.execute(f"""
         INSERT INTO auth_events (session_id, source_id, ts, client_ip, user, method, ok, reason, lineno)

@@ -288,3 +288,23 @@ def test_progress_moves_with_the_slices(tmp_path, monkeypatch, generated_log):
     size = generated_log.stat().st_size
     assert len(parsing) > size // (64 << 10) // 2          # one step per slice, not one per file
     assert parsing == sorted(parsing) and parsing[-1] == size
+
+
+def test_rows_are_stored_in_lookup_order(tmp_path, generated_log):
+    # find --db skips row groups by their min/max: sessions, recipients and transcript lines
+    # must be stored by session, transactions by Message-ID (NULLs last); the scanner sorts them
+    db = tmp_path / "i.duckdb"
+    index_logs(db, [str(generated_log)], year=2026)
+    con = duckdb.connect(str(db), read_only=True, config={"threads": 1})
+    try:
+        def stored(sql):
+            return con.execute(sql).fetchall()  # one thread, no ORDER BY: the storage order
+        assert stored("SELECT session_id FROM sessions") == sorted(stored("SELECT session_id FROM sessions"))
+        lines = stored("SELECT session_id, lineno FROM session_lines")
+        assert lines == sorted(lines)
+        recipients = stored("SELECT session_id, lineno FROM recipients")
+        assert recipients == sorted(recipients)
+        mids = [(m is None, m or "", t) for m, t in stored("SELECT message_id, txn_id FROM transactions")]
+        assert len(mids) > 100 and mids == sorted(mids)
+    finally:
+        con.close()
