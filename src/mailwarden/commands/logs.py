@@ -268,7 +268,9 @@ def render_session(session: Session, *, message_id: str | None = None, queue_id:
             ("queue id", txn.queue_id or "-"),
             ("message-id", txn.message_id or "-"),
             ("sender", "<>" if txn.sender == "" else (txn.sender or "-")),
-            ("recipients", ", ".join(f"{r.address} [{r.status or '?'}]" for r in txn.recipients[:10]) or "-"),
+            ("recipients", (", ".join(f"{r.address} [{r.status or '?'}]" for r in txn.recipients[:10])
+                            + (f" … {len(txn.recipients) - 10} more (--json lists all)" if len(txn.recipients) > 10
+                               else "")) or "-"),
         ]
     for key, value in rows:
         facts.add_row(key, escape(str(value)))

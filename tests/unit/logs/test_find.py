@@ -148,3 +148,17 @@ def test_too_many_separate_hits_stop_with_a_problem(big_log, monkeypatch):
     monkeypatch.setattr(find_module, "MAX_REGIONS", 3)
     result = find_in_logs([str(big_log)], FindQuery(message_id="192.0.2.7]"))
     assert any("more than 3 separate matches" in p for p in result.problems)
+
+
+def test_cli_says_how_many_recipients_it_left_out(run_cli):
+    # a real-shaped hostile log: this message has 20 recipients; the panel shows 10 and says so
+    log = DATA / "hunt" / "hostile-postfix.log"
+    result = run_cli("logs", "find", str(log), "-m", "0<b>bold</b>@evil.test", "--year", "2026")
+    assert result.exit_code == 0, result.stderr
+    squeezed = "".join(ch for ch in result.stdout if ch not in " \n│")  # the panel wraps long rows
+    assert "…10more(--jsonlistsall)" in squeezed
+    assert "<b>bold</b>" in squeezed  # shown as text, never as markup
+    full = run_cli("logs", "find", str(log), "-m", "0<b>bold</b>@evil.test", "--year", "2026", "--json").json()
+    counts = [len(t["recipients"]) for s in full["sessions"] for t in s["transactions"]
+              if t["message_id"] == "0<b>bold</b>@evil.test"]
+    assert max(counts) == 20
