@@ -482,7 +482,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
         result.lines, result.unparsed = counts["lines"], counts["unparsed"] + cut
         result.other, result.sessions = counts.get("other", 0), sessions
         notes = []
-        if damaged:
+        if damaged or counts.get("damaged"):
             notes.append(f"the {compression} stream is damaged (truncated or corrupt): only the "
                          f"{counts['lines']} line(s) before the damage were loaded")
         if cut:
@@ -504,7 +504,9 @@ def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compressi
 
     from mailwarden.logs.find import read_sessions
 
-    total = linestore.write_file(con, source_id, read_path, compression=compression)
+    damage: list[bool] = []
+    total = linestore.write_file(con, source_id, read_path, compression=compression,
+                                 on_damage=lambda: damage.append(True))
     unparsed = 0
 
     def count_unparsed(_line: LogLine) -> None:
@@ -523,7 +525,7 @@ def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compressi
             batch = []
     if batch:
         _insert_sessions(con, pa, batch, source_id, source)
-    return {"lines": total, "unparsed": unparsed, "other": 0}
+    return {"lines": total, "unparsed": unparsed, "other": 0, "damaged": bool(damage)}
 
 
 def _utc_naive(ts: dt.datetime | None) -> dt.datetime | None:

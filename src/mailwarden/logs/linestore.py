@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import duckdb
@@ -246,11 +246,12 @@ class BlockWriter:
 
 
 def write_file(con: duckdb.DuckDBPyConnection, source_id: int, path: str, *,
-               compression: str = "none", block_size: int = BLOCK_SIZE) -> int:
+               compression: str = "none", block_size: int = BLOCK_SIZE,
+               on_damage: Callable[[], None] | None = None) -> int:
     """Store every line of the file at ``path`` (plain, or ``compression='gzip'``); returns the count.
 
-    A damaged gzip stream ends the file where it breaks (as DuckDB's gzip reader and the
-    clean copy do): what was read is kept.
+    A damaged gzip stream ends the file where it breaks (as the clean copy does): what was read
+    is kept, and ``on_damage`` is called so that the caller can say so.
     """
     if compression == "gzip":
         import gzip
@@ -273,6 +274,8 @@ def write_file(con: duckdb.DuckDBPyConnection, source_id: int, path: str, *,
                 if compression != "gzip":
                     raise
                 chunk = b""
+                if on_damage:
+                    on_damage()
             if not chunk:
                 if partial:              # a last line without its newline
                     writer.add(b"".join(partial))

@@ -40,3 +40,23 @@ def test_gzip_cut_in_the_middle_is_reported_not_silent(tmp_path):
     assert src.status == "loaded", src
     assert 0 < src.lines < len(lines)
     assert "damaged" in (src.message or "")
+
+
+def test_exim_gzip_cut_in_the_middle_is_reported(tmp_path):
+    # the Exim/MDaemon path reads a .gz itself (raw lines and Python readers): a broken-off
+    # stream keeps what was read and says so, as the Postfix path does
+    from tests.conftest import corpus_path
+
+    source = corpus_path("crowdsec-hub", "exim-logs.log")
+    text = source.read_bytes() if source.exists() else b""
+    if not text:
+        import pytest
+
+        pytest.skip(f"{source} not present")
+    whole = gzip.compress(text * max(1, (4 << 20) // len(text)))
+    log = tmp_path / "mainlog.1.gz"
+    log.write_bytes(whole[: len(whole) * 3 // 4])
+    summary = index_logs(tmp_path / "i.duckdb", [str(log)])
+    (src,) = summary.sources
+    assert src.status == "loaded" and src.dialect == "exim", src
+    assert "damaged" in (src.message or "")
