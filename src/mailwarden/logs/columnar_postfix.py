@@ -93,7 +93,7 @@ CREATE OR REPLACE TEMP MACRO pf_angle(txt, key) AS
 
 
 def stage_lines(con: duckdb.DuckDBPyConnection, relation_sql: str) -> None:
-    """One pass over the file into the narrow temp table ``pf_ev``: one row per line.
+    """The SQL path's one pass over the file into the narrow temp table ``pf_ev0``: one row per line.
 
     The syslog prefix ends at the first ": " (classic "Mar  1 06:00:00 host prog[pid]: ",
     RFC 3339 "2024-08-29T01:08:59.76+00:00 host prog[pid]: "); its last two words are the host
@@ -102,11 +102,11 @@ def stage_lines(con: duckdb.DuckDBPyConnection, relation_sql: str) -> None:
 
     The message text is not kept: each line's role (connect, client=, delivery ...) is
     decided once, and only the few fields that role carries are cut, into the generic
-    columns ``ip``/``name`` (the client, on connection lines), ``a``/``b``/``c`` (see
-    `ROLE_FIELDS`) and ``body`` (the whole message, only for the delivery, reject and AUTH
-    failure lines that later statements cut further). Everything after this reads a few
-    bytes per line instead of the line, which is what makes the later windows, joins and
-    aggregates cheap (docs/log-index.md).
+    columns ``ip``/``name`` (the client, on connection lines), ``a``/``b``/``c`` (per role, see
+    the CASEs below) and ``body`` (the whole message, only for the delivery, reject and AUTH
+    failure lines that later statements cut further). ``ck``/``qk`` are the connection and
+    message keys `assign_sql` numbers sessions and transactions by. ``_pfscan.c`` cuts the
+    same fields, field by field.
     """
     con.execute(ANGLE_MACRO)
     con.execute(f"""
