@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,13 @@ def corpus_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"corpus not available: {path}")
     return path
+
+
+def generate_postfix_log(out: Path, *, seed: int, lines: int, extra: tuple[str, ...] = ()) -> Path:
+    """A real-shaped Postfix log from bench/gen_postfix_log.py (fixed seed: the same file every run)."""
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_postfix_log.py"), "--seed", str(seed),
+                    "--lines", str(lines), "--jobs", "1", *extra, "--out", str(out)], check=True, capture_output=True)
+    return out
 
 
 @pytest.fixture

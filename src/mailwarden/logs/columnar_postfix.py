@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gzip
 import os
 import threading
 import zlib
@@ -594,43 +593,16 @@ def _check_slice(data: bytes) -> None:
             raise NeedsCleanCopy("invalid UTF-8") from None
 
 
-def _slices(path: str, compression: str, size: int) -> Iterator[bytearray]:
-    """The file in slices of about ``size`` bytes, each ending at a line end (or the file's end).
-
-    Each slice is a bytearray of its own, read in place (``readinto``): the text is copied
-    once, not three times as ``carry + chunk`` and slicing would (1 GiB of page faults less).
-    """
-    opener = gzip.open if compression == "gzip" else open
-    with opener(path, "rb") as f:
-        carry = b""
-        while True:
-            buf = bytearray(len(carry) + size)
-            buf[:len(carry)] = carry
-            view = memoryview(buf)
-            filled = len(carry)
-            while filled < len(buf):
-                got = f.readinto(view[filled:])
-                if not got:
-                    break
-                filled += got
-            view.release()
-            if filled == len(carry):  # end of file
-                if carry:
-                    yield bytearray(carry)
-                return
-            del buf[filled:]
-            cut = buf.rfind(b"\n") + 1
-            if cut == 0:
-                if filled > 4 * MAX_LINE_BYTES:
-                    raise NeedsCleanCopy("a line over 1 MiB")
-                carry = bytes(buf)
-                continue
-            carry = bytes(buf[cut:])
-            del buf[cut:]
-            yield buf
+def _slices(path: str, compression: str) -> Iterator[bytearray]:
+    """The file in slices cut at line ends (linestore.read_slices); a damaged compressed stream
+    raises (the clean copy then loads what it can and says so), a line over 1 MiB too."""
+    try:
+        yield from linestore.read_slices(path, compression, SLICE_BYTES, max_line=4 * MAX_LINE_BYTES)
+    except linestore.LineTooLong:
+        raise NeedsCleanCopy("a line over 1 MiB") from None
 
 
-SLICE_BYTES = 16 << 20  # under glibc's 32 MiB mmap threshold, so freed slices are reused, not re-zeroed
+SLICE_BYTES = linestore.SLICE_SIZE
 # The compiled scanner's tables -> the intermediate tables of `finish_tables`.
 SCANNER_TABLES = {"auth": "pf_auth", "sessions": "pf_sessions", "transactions": "pf_txn",
                   "recipients": "pf_recip", "rejects": "pf_rejects", "session_lines": "pf_sl"}
@@ -666,7 +638,7 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
 
     def produce() -> None:
         try:
-            for data in _slices(path, compression, SLICE_BYTES):
+            for data in _slices(path, compression):
                 if stop.is_set():
                     return
                 _check_slice(data)
@@ -714,7 +686,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
         try:
             with _line_writer(con, source_id, transcripts) as raw_lines:
                 counts = _sql_path(con, csv_path, source_id, first_year, anchor, compression)
-                for data in _slices(csv_path, compression, SLICE_BYTES):
+                for data in _slices(csv_path, compression):
                     raw_lines.add(data)
             con.execute("RESET preserve_insertion_order")
             finish_tables(con, source_id, source, in_order=False, transcripts=transcripts)

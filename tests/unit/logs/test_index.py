@@ -8,8 +8,6 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -20,7 +18,7 @@ from hypothesis import strategies as st
 from mailwarden.logs.find import read_sessions
 from mailwarden.logs.index import find_sessions, index_logs
 from mailwarden.logs.linestore import register_lines_view
-from tests.conftest import REPO, corpus_path
+from tests.conftest import REPO, corpus_path, generate_postfix_log
 
 
 def rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -205,10 +203,7 @@ def by_queue_id_index(db: Path) -> dict:
 @pytest.fixture(scope="module")
 def generated_log(tmp_path_factory) -> Path:
     """A real-shaped Postfix log from bench/gen_postfix_log.py (fixed seed, ~6000 lines)."""
-    out = tmp_path_factory.mktemp("gen") / "mail.log"
-    subprocess.run([sys.executable, str(REPO / "bench" / "gen_postfix_log.py"), "--seed", "7",
-                    "--lines", "6000", "--jobs", "1", "--out", str(out)], check=True, capture_output=True)
-    return out
+    return generate_postfix_log(tmp_path_factory.mktemp("gen") / "mail.log", seed=7, lines=6000)
 
 
 OTHER_LOGS = {
@@ -438,10 +433,8 @@ def test_arbitrary_bytes_never_break_a_load(tmp_path_factory, junk):
 
 def test_generated_log_across_new_year(tmp_path):
     """A real-shaped log from 23:55 on 31 Dec to past midnight: two years, no session ends before it starts."""
-    log = tmp_path / "mail.log"
-    subprocess.run([sys.executable, str(REPO / "bench" / "gen_postfix_log.py"), "--seed", "3", "--lines", "8000",
-                    "--jobs", "1", "--rate", "2", "--start", "2025-12-31T23:55:30", "--out", str(log)],
-                   check=True, capture_output=True)
+    log = generate_postfix_log(tmp_path / "mail.log", seed=3, lines=8000,
+                               extra=("--rate", "2", "--start", "2025-12-31T23:55:30"))
     db = tmp_path / "i.duckdb"
     index_logs(db, [log], year=2025)
     years = rows(db, "SELECT year(start_ts), count(*) FROM sessions GROUP BY 1 ORDER BY 1")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -22,7 +20,7 @@ from hypothesis import strategies as st
 
 from mailwarden.logs import columnar_postfix
 from mailwarden.logs.index import index_logs
-from tests.conftest import REPO, corpus_path
+from tests.conftest import REPO, corpus_path, generate_postfix_log
 
 if columnar_postfix._pfscan is None:  # pragma: no cover - depends on the build
     if os.environ.get("MAILWARDEN_REQUIRE_PFSCAN"):
@@ -86,10 +84,7 @@ def count(db: Path, sql: str) -> int:
 
 @pytest.fixture(scope="module")
 def generated_log(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("gen") / "mail.log"
-    subprocess.run([sys.executable, str(REPO / "bench" / "gen_postfix_log.py"), "--seed", "11",
-                    "--lines", "20000", "--jobs", "1", "--out", str(out)], check=True, capture_output=True)
-    return out
+    return generate_postfix_log(tmp_path_factory.mktemp("gen") / "mail.log", seed=11, lines=20000)
 
 
 REAL_LOGS = {
