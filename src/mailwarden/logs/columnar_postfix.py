@@ -681,7 +681,6 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
     The caller owns the transaction (a failed load leaves nothing behind). ``transcripts=False``:
     no raw lines (``line_blocks``) and no ``session_lines`` (a hunt's throw-away index).
     """
-    con.execute(ANGLE_MACRO)
     if _pfscan is None or not fits_in_memory(csv_path, compression):
         try:
             with _line_writer(con, source_id, transcripts) as raw_lines:

@@ -445,10 +445,10 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
                 read_path, cut, damaged = clean_copy(path, tmpdir, compression)
                 comp = "none"
                 result.cleaned = True
+            label = f"{os.path.basename(result.path)}: parsing ({dialect})"
             if progress:
-                progress(f"{os.path.basename(result.path)}: parsing ({dialect})", done_bytes)
+                progress(label, done_bytes)
             if dialect == "postfix":
-                label = f"{os.path.basename(result.path)}: parsing ({dialect})"
                 # the bar moves with the slices read (plain files: their bytes are the file's)
                 advance = ((lambda n, label=label, start=done_bytes: progress(label, start + min(n, fp.size)))
                            if progress and comp == "none" and not result.cleaned else None)
