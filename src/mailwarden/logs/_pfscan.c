@@ -544,8 +544,15 @@ typedef struct {
     /* deliveries and reject lines, emitted when their transaction's owner is final */
     buf deliveries, rejects;
     table auth;
-    int finished;   /* finish() was called: the state is freed */
+    /* finish plan (finish_begin): session index owning each transaction (or -1), the rank of
+     * each session and orphan transaction in session-id order, and what sits at each rank */
+    int64_t *owner, *sess_rank, *txn_rank, *rank_ref;
+    Py_ssize_t ranks;
+    int phase;      /* SCANNING, FINISHING (finish_begin was called), FINISHED (state freed) */
+    int building;   /* finish_table calls running with the GIL released */
+    unsigned built; /* bit per table built */
 } Scanner;
+enum { SCANNING, FINISHING, FINISHED };
 
 typedef struct { int64_t lineno, ref; } line_ref;
 typedef struct {
@@ -1000,7 +1007,7 @@ static PyObject *tables_dict(table **ts, int n) {
 
 static PyObject *Scanner_scan(Scanner *S, PyObject *args) {
     Py_buffer view;
-    if (S->finished) {
+    if (S->phase != SCANNING) {
         PyErr_SetString(PyExc_RuntimeError, "scan() after finish()");
         return NULL;
     }
@@ -1169,17 +1176,21 @@ static int cmp_recip_key(const void *a, const void *b) {
     return (x->lineno > y->lineno) - (x->lineno < y->lineno);
 }
 
-static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, table *rej, table *sl) {
-    Py_ssize_t ns = S->n_sessions, nt = S->n_txns, nl = S->line_refs.n / (Py_ssize_t)sizeof(line_ref);
-    int rc = -1;
-    int64_t *owner = malloc((size_t)(nt + 1) * 8);        /* session index owning each txn, or -1 */
-    int64_t *sess_rank = malloc((size_t)(ns + 1) * 8), *txn_rank = malloc((size_t)(nt + 1) * 8);
-    int64_t *rank_ref = malloc((size_t)(ns + nt + 1) * 8), *offset = NULL, *sl_id = NULL, *sl_line = NULL;
-    Py_ssize_t nd = S->deliveries.n / (Py_ssize_t)sizeof(delivery), nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
-    txn_key *tkeys = malloc((size_t)(nt + 1) * sizeof(txn_key));
-    recip_key *rkeys = malloc((size_t)(nd + nr + 1) * sizeof(recip_key));
-    Py_ssize_t nrk = 0;
-    if (!owner || !sess_rank || !txn_rank || !rank_ref || !tkeys || !rkeys) goto out;
+static void free_plan(Scanner *S) {
+    free(S->owner); free(S->sess_rank); free(S->txn_rank); free(S->rank_ref);
+    S->owner = S->sess_rank = S->txn_rank = S->rank_ref = NULL;
+    S->ranks = 0;
+}
+
+/* Who owns each transaction, and every session's place in session-id order. */
+static int plan_finish(Scanner *S) {
+    Py_ssize_t ns = S->n_sessions, nt = S->n_txns;
+    S->owner = malloc((size_t)(nt + 1) * 8);
+    S->sess_rank = malloc((size_t)(ns + 1) * 8);
+    S->txn_rank = malloc((size_t)(nt + 1) * 8);
+    S->rank_ref = malloc((size_t)(ns + nt + 1) * 8);
+    if (!S->owner || !S->sess_rank || !S->txn_rank || !S->rank_ref) { free_plan(S); return -1; }
+    int64_t *owner = S->owner;
     for (Py_ssize_t j = 0; j < nt; j++)
         owner[j] = S->txns[j].conn_client >= 0 ? S->txns[j].conn_client : S->txns[j].conn_any;
     /* sessions in id order: connections and orphan transactions merged (both already sorted) */
@@ -1188,24 +1199,50 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
         while (j < nt && owner[j] >= 0) { j++; }
         if (i >= ns && j >= nt) break;
         if (j >= nt || (i < ns && S->sessions[i].id < S->txns[j].id)) {
-            sess_rank[i] = ranks; rank_ref[ranks++] = i++;
+            S->sess_rank[i] = ranks; S->rank_ref[ranks++] = i++;
         } else {
-            txn_rank[j] = ranks; rank_ref[ranks++] = -1 - j; j++;
+            S->txn_rank[j] = ranks; S->rank_ref[ranks++] = -1 - j; j++;
         }
     }
-    for (j = 0; j < nt; j++) if (owner[j] >= 0) txn_rank[j] = sess_rank[owner[j]];
-    for (Py_ssize_t r = 0; r < ranks; r++) {
-        int64_t ref = rank_ref[r];
+    for (j = 0; j < nt; j++) if (owner[j] >= 0) S->txn_rank[j] = S->sess_rank[owner[j]];
+    S->ranks = ranks;
+    return 0;
+}
+
+/* The session id a transaction belongs to: its owner's, or its own (an orphan is a session). */
+static inline int64_t txn_session_id(const Scanner *S, Py_ssize_t j) {
+    return S->owner[j] >= 0 ? S->sessions[S->owner[j]].id : S->txns[j].id;
+}
+
+static int reject_session_id(const Scanner *S, const reject_line *r, int64_t *id) {
+    if (r->conn >= 0) { *id = S->sessions[r->conn].id; return 1; }
+    if (r->txn >= 0) { *id = txn_session_id(S, r->txn); return 1; }
+    *id = 0;
+    return 0;
+}
+
+/* The builders below only read the planned state and write their own table, so the Python
+ * side may build one table while DuckDB stores another. */
+static int build_sessions(Scanner *S, table *sess) {
+    for (Py_ssize_t r = 0; r < S->ranks; r++) {
+        int64_t ref = S->rank_ref[r];
         if (ref >= 0 ? emit_session(S, sess->cols, &S->sessions[ref])
-                     : emit_orphan(S, sess->cols, &S->txns[-1 - ref])) goto out;
+                     : emit_orphan(S, sess->cols, &S->txns[-1 - ref])) return -1;
     }
-    for (j = 0; j < nt; j++) {
+    return 0;
+}
+
+static int build_transactions(Scanner *S, table *txn) {
+    Py_ssize_t nt = S->n_txns;
+    txn_key *tkeys = malloc((size_t)(nt + 1) * sizeof(txn_key));
+    if (!tkeys) return -1;
+    for (Py_ssize_t j = 0; j < nt; j++) {
         sv mid = got(S, S->txns[j].message_id);
         tkeys[j] = (txn_key){mid.p, mid.n, S->txns[j].id, j};
     }
     qsort(tkeys, (size_t)nt, sizeof(txn_key), cmp_txn_key);
     for (Py_ssize_t k = 0; k < nt; k++) {
-        j = tkeys[k].idx;
+        Py_ssize_t j = tkeys[k].idx;
         txn_state *t = &S->txns[j];
         column *c = txn->cols;
         int64_t size = 0, nrcpt = 0;
@@ -1215,26 +1252,31 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
         int score_ok = try_double(nullif_empty(got(S, t->score)), &score);
         int required_ok = try_double(nullif_empty(got(S, t->required)), &required);
         int accepted = (!SREF_IS_NULL(t->message_id) || t->queued) && !t->rejected;
-        int64_t session_id = owner[j] >= 0 ? S->sessions[owner[j]].id : t->id;
         sref sender = t->queued ? t->qmgr_from : t->picked_up ? t->pickup_from : t->reject_sender;
-        if (emit_i64(&c[0], session_id) < 0 || emit_i64(&c[1], t->id) < 0 || col_str(&c[2], got(S, t->qid)) < 0
+        if (emit_i64(&c[0], txn_session_id(S, j)) < 0 || emit_i64(&c[1], t->id) < 0
+            || col_str(&c[2], got(S, t->qid)) < 0
             || col_str(&c[3], got(S, t->message_id)) < 0 || col_str(&c[4], got(S, sender)) < 0
             || col_i64(&c[5], size, size_ok) < 0 || col_u8(&c[6], (uint8_t)accepted) < 0
             || col_str(&c[7], got(S, t->reject_reason)) < 0 || col_str(&c[8], got(S, t->subject)) < 0
             || col_i64(&c[9], t->start_ts, 1) < 0 || col_i64(&c[10], t->end_ts, 1) < 0
             || col_f64(&c[11], score, score_ok) < 0 || col_f64(&c[12], required, required_ok) < 0
-            || col_i64(&c[13], nrcpt, nrcpt_ok) < 0 || col_u8(&c[14], t->removed) < 0)
-            goto out;
+            || col_i64(&c[13], nrcpt, nrcpt_ok) < 0 || col_u8(&c[14], t->removed) < 0) {
+            free(tkeys);
+            return -1;
+        }
     }
+    free(tkeys);
+    return 0;
+}
+
+static int build_rejects(Scanner *S, table *rej) {
     const reject_line *rl = (const reject_line *)S->rejects.p;
+    Py_ssize_t nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
     for (Py_ssize_t k = 0; k < nr; k++) {
         const reject_line *r = &rl[k];
         column *c = rej->cols;
-        int64_t session_id = 0;
-        int has_session = 1;
-        if (r->conn >= 0) session_id = S->sessions[r->conn].id;
-        else if (r->txn >= 0) session_id = owner[r->txn] >= 0 ? S->sessions[owner[r->txn]].id : S->txns[r->txn].id;
-        else has_session = 0;
+        int64_t session_id;
+        int has_session = reject_session_id(S, r, &session_id);
         if (col_i64(&c[0], session_id, has_session) < 0 || col_i64(&c[1], r->ts, r->ts_ok) < 0
             || col_str(&c[2], got(S, r->client_ip)) < 0 || col_str(&c[3], got(S, r->client_name)) < 0
             || col_str(&c[4], got(S, r->stage)) < 0 || col_str(&c[5], got(S, r->action)) < 0
@@ -1243,18 +1285,30 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
             || col_str(&c[10], got(S, r->sender)) < 0 || col_str(&c[11], got(S, r->recipient)) < 0
             || col_str(&c[12], got(S, r->helo)) < 0 || col_str(&c[13], got(S, r->proto)) < 0
             || emit_i64(&c[14], r->lineno) < 0)
-            goto out;
-        /* a message refused after it got a queue id (cleanup/milter): its recipient, rejected */
-        if (r->txn >= 0 && !SREF_IS_NULL(r->recipient))
-            rkeys[nrk++] = (recip_key){session_id, r->lineno, -1 - k};
+            return -1;
     }
+    return 0;
+}
+
+/* Deliveries, and the recipient of a message refused after it got a queue id (cleanup/milter
+ * reject) as 'rejected'; by (session, line). */
+static int build_recipients(Scanner *S, table *recip) {
+    const reject_line *rl = (const reject_line *)S->rejects.p;
     const delivery *dv = (const delivery *)S->deliveries.p;
-    for (Py_ssize_t k = 0; k < nd; k++) {
-        int64_t t = dv[k].txn;
-        rkeys[nrk++] = (recip_key){owner[t] >= 0 ? S->sessions[owner[t]].id : S->txns[t].id, dv[k].lineno, k};
+    Py_ssize_t nd = S->deliveries.n / (Py_ssize_t)sizeof(delivery), nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
+    recip_key *rkeys = malloc((size_t)(nd + nr + 1) * sizeof(recip_key));
+    Py_ssize_t nrk = 0;
+    if (!rkeys) return -1;
+    for (Py_ssize_t k = 0; k < nr; k++) {
+        int64_t session_id;  /* the reject line's own session, as in the rejects table */
+        if (rl[k].txn >= 0 && !SREF_IS_NULL(rl[k].recipient) && reject_session_id(S, &rl[k], &session_id))
+            rkeys[nrk++] = (recip_key){session_id, rl[k].lineno, -1 - k};
     }
+    for (Py_ssize_t k = 0; k < nd; k++)
+        rkeys[nrk++] = (recip_key){txn_session_id(S, dv[k].txn), dv[k].lineno, k};
     qsort(rkeys, (size_t)nrk, sizeof(recip_key), cmp_recip_key);
-    for (Py_ssize_t k = 0; k < nrk; k++) {
+    int rc = 0;
+    for (Py_ssize_t k = 0; k < nrk && rc == 0; k++) {
         column *c = recip->cols;
         if (rkeys[k].ref >= 0) {
             const delivery *d = &dv[rkeys[k].ref];
@@ -1264,7 +1318,7 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
                 || col_str(&c[6], got(S, d->relay)) < 0 || col_str(&c[7], got(S, d->dsn)) < 0
                 || col_str(&c[8], got(S, d->detail)) < 0 || col_i64(&c[9], d->ts, 1) < 0
                 || emit_i64(&c[10], d->lineno) < 0)
-                goto out;
+                rc = -1;
         } else {
             const reject_line *r = &rl[-1 - rkeys[k].ref];
             if (emit_i64(&c[0], rkeys[k].session_id) < 0 || emit_i64(&c[1], S->txns[r->txn].id) < 0
@@ -1272,23 +1326,29 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
                 || col_str(&c[4], NONE) < 0 || col_str(&c[5], mk("rejected", 8)) < 0 || col_str(&c[6], NONE) < 0
                 || col_str(&c[7], got(S, r->dsn)) < 0 || col_str(&c[8], got(S, r->reason)) < 0
                 || col_i64(&c[9], r->ts, r->ts_ok) < 0 || emit_i64(&c[10], r->lineno) < 0)
-                goto out;
+                rc = -1;
         }
     }
-    /* session_lines in (session_id, lineno) order by a counting sort over the session ranks:
-     * lines were recorded in file order, so each session's lines come out ascending */
-    offset = calloc((size_t)ranks + 1, 8);
-    sl_id = malloc((size_t)(nl + 1) * 8);
-    sl_line = malloc((size_t)(nl + 1) * 8);
+    free(rkeys);
+    return rc;
+}
+
+/* session_lines in (session_id, lineno) order by a counting sort over the session ranks:
+ * lines were recorded in file order, so each session's lines come out ascending */
+static int build_session_lines(Scanner *S, table *sl) {
+    Py_ssize_t nl = S->line_refs.n / (Py_ssize_t)sizeof(line_ref), ranks = S->ranks;
+    int64_t *offset = calloc((size_t)ranks + 1, 8);
+    int64_t *sl_id = malloc((size_t)(nl + 1) * 8), *sl_line = malloc((size_t)(nl + 1) * 8);
+    int rc = -1;
     if (!offset || !sl_id || !sl_line) goto out;
     const line_ref *lr = (const line_ref *)S->line_refs.p;
     for (Py_ssize_t k = 0; k < nl; k++)
-        offset[lr[k].ref >= 0 ? sess_rank[lr[k].ref] : txn_rank[-1 - lr[k].ref]]++;
+        offset[lr[k].ref >= 0 ? S->sess_rank[lr[k].ref] : S->txn_rank[-1 - lr[k].ref]]++;
     int64_t total = 0;
     for (Py_ssize_t r = 0; r < ranks; r++) { int64_t n = offset[r]; offset[r] = total; total += n; }
     for (Py_ssize_t k = 0; k < nl; k++) {
-        int64_t r = lr[k].ref >= 0 ? sess_rank[lr[k].ref] : txn_rank[-1 - lr[k].ref];
-        int64_t ref = rank_ref[r];
+        int64_t r = lr[k].ref >= 0 ? S->sess_rank[lr[k].ref] : S->txn_rank[-1 - lr[k].ref];
+        int64_t ref = S->rank_ref[r];
         int64_t pos = offset[r]++;
         sl_id[pos] = ref >= 0 ? S->sessions[ref].id : S->txns[-1 - ref].id;
         sl_line[pos] = lr[k].lineno;
@@ -1296,9 +1356,34 @@ static int finish_tables(Scanner *S, table *sess, table *txn, table *recip, tabl
     if (fill_i64(&sl->cols[0], sl_id, nl) < 0 || fill_i64(&sl->cols[1], sl_line, nl) < 0) goto out;
     rc = 0;
 out:
-    free(owner); free(sess_rank); free(txn_rank); free(rank_ref); free(offset); free(sl_id); free(sl_line);
-    free(tkeys); free(rkeys);
+    free(offset); free(sl_id); free(sl_line);
     return rc;
+}
+
+/* The finished tables, in the order finish() returns them. */
+enum { T_SESSIONS, T_TRANSACTIONS, T_RECIPIENTS, T_REJECTS, T_SESSION_LINES, N_TABLES };
+static const char *const TABLE_NAMES[N_TABLES] = {"sessions", "transactions", "recipients", "rejects",
+                                                  "session_lines"};
+
+static void table_init(table *t, int which) {
+    memset(t, 0, sizeof *t);
+    switch (which) {
+    case T_SESSIONS: *t = (table){"sessions", (int)(sizeof SESS_NAMES / sizeof *SESS_NAMES), SESS_NAMES, SESS_KINDS, {{{0}}}}; break;
+    case T_TRANSACTIONS: *t = (table){"transactions", (int)(sizeof TXN_NAMES / sizeof *TXN_NAMES), TXN_NAMES, TXN_KINDS, {{{0}}}}; break;
+    case T_RECIPIENTS: *t = (table){"recipients", (int)(sizeof RECIP_NAMES / sizeof *RECIP_NAMES), RECIP_NAMES, RECIP_KINDS, {{{0}}}}; break;
+    case T_REJECTS: *t = (table){"rejects", (int)(sizeof REJ_NAMES / sizeof *REJ_NAMES), REJ_NAMES, REJ_KINDS, {{{0}}}}; break;
+    default: *t = (table){"session_lines", 2, SL_NAMES, "ll", {{{0}}}}; break;
+    }
+}
+
+static int build_table(Scanner *S, int which, table *t) {
+    switch (which) {
+    case T_SESSIONS: return build_sessions(S, t);
+    case T_TRANSACTIONS: return build_transactions(S, t);
+    case T_RECIPIENTS: return build_recipients(S, t);
+    case T_REJECTS: return build_rejects(S, t);
+    default: return build_session_lines(S, t);
+    }
 }
 
 static void release_state(Scanner *S) {
@@ -1307,36 +1392,93 @@ static void release_state(Scanner *S) {
     free(S->sessions); S->sessions = NULL; S->n_sessions = S->cap_sessions = 0;
     free(S->txns); S->txns = NULL; S->n_txns = S->cap_txns = 0;
     buf_free(&S->arena); buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
+    free_plan(S);
+}
+
+static PyObject *counts_dict(Scanner *S) {
+    PyObject *first_year = S->first_year ? PyLong_FromLong(S->first_year) : (Py_INCREF(Py_None), Py_None);
+    if (!first_year) return NULL;
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:N}", "lines", (long long)S->lines,
+                         "unparsed", (long long)S->unparsed, "other", (long long)S->other,
+                         "understood", (long long)S->understood, "first_year", first_year);
+}
+
+static PyObject *Scanner_finish_begin(Scanner *S, PyObject *Py_UNUSED(ignored)) {
+    if (S->phase != SCANNING) {
+        PyErr_SetString(PyExc_RuntimeError, "finish_begin() was already called on this Scanner");
+        return NULL;
+    }
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = plan_finish(S);
+    Py_END_ALLOW_THREADS
+    if (failed) return PyErr_NoMemory();
+    S->phase = FINISHING;
+    return counts_dict(S);
+}
+
+static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    int which = -1;
+    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
+    if (which < 0) return PyErr_Format(PyExc_ValueError, "no such table: %s", name);
+    if (S->phase != FINISHING) {
+        PyErr_SetString(PyExc_RuntimeError, "finish_table() needs finish_begin() and no finish_end()");
+        return NULL;
+    }
+    if (S->built & (1u << which)) return PyErr_Format(PyExc_RuntimeError, "%s was already built", name);
+    S->built |= 1u << which;
+    S->building++;   /* finish_end waits for none: it refuses while a build runs */
+    table t;
+    table_init(&t, which);
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = build_table(S, which, &t);
+    Py_END_ALLOW_THREADS
+    S->building--;
+    PyObject *result = failed ? NULL : table_dict(&t);
+    table_free(&t);
+    if (!result && !PyErr_Occurred()) PyErr_NoMemory();
+    return result;
+}
+
+static PyObject *Scanner_finish_end(Scanner *S, PyObject *Py_UNUSED(ignored)) {
+    if (S->building) {
+        PyErr_SetString(PyExc_RuntimeError, "finish_end() while finish_table() runs");
+        return NULL;
+    }
+    if (S->phase == FINISHED) Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+    release_state(S);
+    Py_END_ALLOW_THREADS
+    S->phase = FINISHED;
+    Py_RETURN_NONE;
 }
 
 static PyObject *Scanner_finish(Scanner *S, PyObject *Py_UNUSED(ignored)) {
-    if (S->finished) {
+    if (S->phase != SCANNING) {
         PyErr_SetString(PyExc_RuntimeError, "finish() was already called on this Scanner");
         return NULL;
     }
-    table sess = {"sessions", (int)(sizeof SESS_NAMES / sizeof *SESS_NAMES), SESS_NAMES, SESS_KINDS, {{{0}}}};
-    table txn = {"transactions", (int)(sizeof TXN_NAMES / sizeof *TXN_NAMES), TXN_NAMES, TXN_KINDS, {{{0}}}};
-    table recip = {"recipients", (int)(sizeof RECIP_NAMES / sizeof *RECIP_NAMES), RECIP_NAMES, RECIP_KINDS, {{{0}}}};
-    table rej = {"rejects", (int)(sizeof REJ_NAMES / sizeof *REJ_NAMES), REJ_NAMES, REJ_KINDS, {{{0}}}};
-    table sl = {"session_lines", 2, SL_NAMES, "ll", {{{0}}}};
+    table ts[N_TABLES];
+    for (int i = 0; i < N_TABLES; i++) table_init(&ts[i], i);
     PyObject *result = NULL;
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = finish_tables(S, &sess, &txn, &recip, &rej, &sl);
+    failed = plan_finish(S);
+    for (int i = 0; i < N_TABLES && !failed; i++) failed = build_table(S, i, &ts[i]);
     release_state(S);  /* the rows are built: free the state before the caller stores them */
-    S->finished = 1;
     Py_END_ALLOW_THREADS
+    S->phase = FINISHED;
     if (!failed) {
-        table *ts[5] = {&sess, &txn, &recip, &rej, &sl};
-        PyObject *tables = tables_dict(ts, 5);
-        if (tables) {
-            PyObject *first_year = S->first_year ? PyLong_FromLong(S->first_year) : (Py_INCREF(Py_None), Py_None);
-            result = Py_BuildValue("(N{s:L,s:L,s:L,s:L,s:N})", tables, "lines", (long long)S->lines,
-                                   "unparsed", (long long)S->unparsed, "other", (long long)S->other,
-                                   "understood", (long long)S->understood, "first_year", first_year);
-        }
+        table *tp[N_TABLES];
+        for (int i = 0; i < N_TABLES; i++) tp[i] = &ts[i];
+        PyObject *tables = tables_dict(tp, N_TABLES), *counts = tables ? counts_dict(S) : NULL;
+        result = counts ? Py_BuildValue("(NN)", tables, counts) : NULL;
+        if (!result) { Py_XDECREF(tables); Py_XDECREF(counts); }
     }
-    table_free(&sess); table_free(&txn); table_free(&recip); table_free(&rej); table_free(&sl);
+    for (int i = 0; i < N_TABLES; i++) table_free(&ts[i]);
     if (!result && !PyErr_Occurred()) PyErr_NoMemory();
     return result;
 }
@@ -1363,6 +1505,7 @@ static void Scanner_dealloc(Scanner *S) {
     free(S->txns);
     buf_free(&S->arena);
     buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
+    free_plan(S);
     table_free(&S->auth);
     Py_TYPE(S)->tp_free((PyObject *)S);
 }
@@ -1372,6 +1515,14 @@ static PyMethodDef Scanner_methods[] = {
     {"finish", (PyCFunction)Scanner_finish, METH_NOARGS,
      "finish() -> (tables, counts): sessions, transactions, recipients, rejects and session_lines rows\n"
      "(as scan() gives its tables) and the line counts. Call it once, after the last slice."},
+    {"finish_begin", (PyCFunction)Scanner_finish_begin, METH_NOARGS,
+     "finish_begin() -> counts: the line counts; plans the tables for finish_table(). Instead of\n"
+     "finish(), so that DuckDB can store one table while the next is built."},
+    {"finish_table", (PyCFunction)Scanner_finish_table, METH_VARARGS,
+     "finish_table(name) -> columns of one finished table (sessions, transactions, recipients,\n"
+     "rejects or session_lines), once each, between finish_begin() and finish_end()."},
+    {"finish_end", (PyCFunction)Scanner_finish_end, METH_NOARGS,
+     "finish_end(): frees the scanner's state (call it when every wanted table is built)."},
     {NULL, NULL, 0, NULL},
 };
 
