@@ -262,6 +262,14 @@ static int64_t *map_slot(map *m, uint64_t key, int *found) {
 
 static void map_free(map *m) { free(m->slots); memset(m, 0, sizeof *m); }
 
+/* The value of key, or NULL when absent (nothing inserted). */
+static int64_t *map_find(map *m, uint64_t key) {
+    if (!m->cap) return NULL;
+    Py_ssize_t j = (Py_ssize_t)(key & (uint64_t)(m->cap - 1));
+    while (m->slots[j].key && m->slots[j].key != key) j = (j + 1) & (m->cap - 1);
+    return m->slots[j].key ? &m->slots[j].val : NULL;
+}
+
 /* ---- timestamps (microseconds since 1970-01-01) ---- */
 static int64_t days_from_civil(int64_t y, int m, int d) {
     y -= m <= 2;
@@ -514,16 +522,23 @@ typedef uint64_t sref;
 
 typedef struct {
     int64_t id, first_lineno, last_lineno, first_ts, last_ts, pid;
+    uint64_t key;       /* its key in the conn map */
     int32_t n_lines, auth_failures, disconnects;
     uint8_t any_rfc, pid_ok;
+    uint8_t headless;   /* begun by a line that does not start a connection: it may continue one
+                         * of the part before this scanner's (see merge) */
     sref host, prog, ip, name, port, server, auth, tls_info, commands, ended, helo;
 } session_state;
 
 typedef struct {
     int64_t id, first_lineno, last_lineno, start_ts, end_ts;
     int64_t conn_client, conn_any;   /* index of the owning connection (client= line, any line), or -1 */
+    uint64_t key;                    /* its key in the txn map */
     int32_t n_lines;
-    uint8_t any_rfc, queued, picked_up, rejected, removed, has_client, has_any;
+    uint8_t any_rfc, queued, picked_up, rejected, removed;
+    uint8_t headless;                /* as session_state.headless */
+    uint8_t sessions_seen;           /* distinct connections it was logged in: 0, 1, 2 (or more) */
+    uint8_t saw_headless;            /* one of them was headless */
     sref qid, host, message_id, qmgr_from, size, nrcpt, pickup_from, pickup_uid, subject, score, required;
     sref reject_reason, reject_sender;   /* of its first reject line */
 } txn_state;
@@ -534,6 +549,7 @@ typedef struct {
     int64_t next_lineno; /* line number of the next line fed */
     int first_year, anchor_year, anchor_month;
     int years[13], last_month;      /* the syslog year rule, month by month */
+    int merged;                     /* a later part was merged in: no more scan() */
     int64_t lines, unparsed, other, understood;
     map conn, txn;                  /* key -> index into sessions / txns */
     session_state *sessions; Py_ssize_t n_sessions, cap_sessions;
@@ -735,6 +751,8 @@ static int scan_line(Scanner *S, sv text) {
             ss = &arr[S->n_sessions];
             memset(ss, 0, sizeof *ss);
             ss->id = S->base + lineno;
+            ss->key = ck;
+            ss->headless = (uint8_t)(role != R_CONNECT);
             ss->first_lineno = lineno;
             ss->first_ts = ts;
             ss->pid = pid;
@@ -766,6 +784,8 @@ static int scan_line(Scanner *S, sv text) {
             tx = &arr[S->n_txns];
             memset(tx, 0, sizeof *tx);
             tx->id = S->base + lineno;
+            tx->key = qk;
+            tx->headless = (uint8_t)(role != R_CLIENT && role != R_PICKUP);
             tx->conn_client = tx->conn_any = -1;
             tx->first_lineno = lineno;
             tx->start_ts = tx->end_ts = ts;
@@ -785,6 +805,8 @@ static int scan_line(Scanner *S, sv text) {
         tx->any_rfc |= (uint8_t)rfc;
         if (has_ck) {  /* max(conn_session): the latest connection, i.e. the highest index */
             int64_t idx = (int64_t)(ss - S->sessions);
+            if (tx->sessions_seen == 0 || (tx->sessions_seen == 1 && idx != tx->conn_any)) tx->sessions_seen++;
+            tx->saw_headless |= ss->headless;
             if (role == R_CLIENT && idx > tx->conn_client) tx->conn_client = idx;
             if (idx > tx->conn_any) tx->conn_any = idx;
         } else {
@@ -1007,8 +1029,8 @@ static PyObject *tables_dict(table **ts, int n) {
 
 static PyObject *Scanner_scan(Scanner *S, PyObject *args) {
     Py_buffer view;
-    if (S->phase != SCANNING) {
-        PyErr_SetString(PyExc_RuntimeError, "scan() after finish()");
+    if (S->phase != SCANNING || S->merged) {
+        PyErr_SetString(PyExc_RuntimeError, S->merged ? "scan() after merge()" : "scan() after finish()");
         return NULL;
     }
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
@@ -1035,6 +1057,241 @@ static PyObject *Scanner_scan(Scanner *S, PyObject *args) {
     PyObject *tables = tables_dict(ts, 1);
     if (!tables) return NULL;
     return Py_BuildValue("(nnN)", rows, longest, tables);
+}
+
+static void release_state(Scanner *S);
+
+/* ---- a file in two parts, scanned side by side ----
+ * The scanner of the later part first skips the earlier part's lines (skip: it counts them and
+ * runs the year rule over their stamps, so its line numbers, ids and years are the file's),
+ * then scans its own. A connection or message it meets without its first line is "headless":
+ * it may continue one that is open at the end of the earlier part. merge() folds those into
+ * the earlier scanner's, field by field with the rule each field has (first, last, min, max,
+ * sum), which gives the rows one scanner would have made over the whole file. */
+
+static const char skip_doc[] =
+    "skip(data) -> lines: account for lines of an earlier part of the file (line numbers, the\n"
+    "year rule) without scanning them; before the first scan() of a later part's scanner.";
+
+static PyObject *Scanner_skip(Scanner *S, PyObject *args) {
+    Py_buffer view;
+    if (S->phase != SCANNING || S->merged || S->lines) {
+        PyErr_SetString(PyExc_RuntimeError, "skip() only before the first scan()");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    const char *p = view.buf, *end = p + view.len;
+    Py_ssize_t rows = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        sv text = mk(p, nl ? nl - p : end - p);
+        S->next_lineno++;
+        rows++;
+        /* the stamp as scan_line reads it; only classic stamps move the year rule */
+        if (!(text.n >= 5 && text.p[4] == '-')) {
+            Py_ssize_t colon = FIND(text, ": ");
+            sv head = colon < 0 ? text : mk(text.p, colon);
+            int64_t ts;
+            if (parse_classic(mk(head.p, head.n < 15 ? head.n : 15), &ts)) shift_year(S, ts);
+        }
+        p += text.n + (nl ? 1 : 0);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(rows);
+}
+
+static inline sref rebase(sref r, Py_ssize_t off) {
+    return SREF_IS_NULL(r) ? r : r + ((sref)off << 24);
+}
+
+static void fold_min(Scanner *S, sref *a, sref b) {
+    if (!SREF_IS_NULL(b) && (SREF_IS_NULL(*a) || cmp_sv(got(S, b), got(S, *a)) < 0)) *a = b;
+}
+static void fold_max(Scanner *S, sref *a, sref b) {
+    if (!SREF_IS_NULL(b) && (SREF_IS_NULL(*a) || cmp_sv(got(S, b), got(S, *a)) > 0)) *a = b;
+}
+static void fold_first(sref *a, sref b) { if (SREF_IS_NULL(*a)) *a = b; }
+static void fold_last(sref *a, sref b) { if (!SREF_IS_NULL(b)) *a = b; }
+
+/* b (lines after a's) continues the connection a. */
+static void fold_session(Scanner *S, session_state *a, const session_state *b) {
+    a->last_lineno = b->last_lineno;
+    a->last_ts = b->last_ts;
+    a->n_lines += b->n_lines;
+    a->auth_failures += b->auth_failures;
+    a->disconnects += b->disconnects;
+    a->any_rfc |= b->any_rfc;
+    fold_first(&a->ip, b->ip);
+    fold_first(&a->name, b->name);
+    fold_max(S, &a->port, b->port);
+    fold_max(S, &a->server, b->server);
+    fold_last(&a->auth, b->auth);
+    fold_min(S, &a->tls_info, b->tls_info);
+    fold_max(S, &a->commands, b->commands);
+    fold_last(&a->ended, b->ended);
+    fold_last(&a->helo, b->helo);
+}
+
+/* b continues the message a; its connection indices are already the merged ones. */
+static void fold_txn(Scanner *S, txn_state *a, const txn_state *b) {
+    a->last_lineno = b->last_lineno;
+    a->n_lines += b->n_lines;
+    if (b->start_ts < a->start_ts) a->start_ts = b->start_ts;
+    if (b->end_ts > a->end_ts) a->end_ts = b->end_ts;
+    a->any_rfc |= b->any_rfc;
+    if (b->conn_client > a->conn_client) a->conn_client = b->conn_client;
+    if (b->conn_any > a->conn_any) a->conn_any = b->conn_any;
+    fold_min(S, &a->message_id, b->message_id);
+    if (!a->queued && b->queued) { a->qmgr_from = b->qmgr_from; a->size = b->size; a->nrcpt = b->nrcpt; }
+    a->queued |= b->queued;
+    a->picked_up |= b->picked_up;
+    fold_min(S, &a->pickup_from, b->pickup_from);
+    fold_min(S, &a->pickup_uid, b->pickup_uid);
+    if (!a->rejected && b->rejected) {
+        a->rejected = b->rejected; a->reject_reason = b->reject_reason; a->reject_sender = b->reject_sender;
+    }
+    fold_first(&a->subject, b->subject);
+    if (SREF_IS_NULL(a->score)) { a->score = b->score; a->required = b->required; }
+    a->removed |= b->removed;
+}
+
+/* Whether B's state can be folded into A's exactly. A message of B logged in two connections,
+ * one of them headless, cannot: which of them is "the latest" depends on where the headless
+ * one lands. Real logs do not do this (a queue id is logged by the smtpd that received it);
+ * the caller then scans the later part again with A. */
+static int mergeable(const Scanner *B) {
+    for (Py_ssize_t j = 0; j < B->n_txns; j++)
+        if (B->txns[j].sessions_seen > 1 && B->txns[j].saw_headless) return 0;
+    return 1;
+}
+
+static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_moved) {
+    Py_ssize_t off = A->arena.n, nbs = B->n_sessions, nbt = B->n_txns;
+    int64_t *smap = malloc((size_t)(nbs + 1) * 8), *tmap = malloc((size_t)(nbt + 1) * 8);
+    int rc = -1;
+    *n_moved = 0;
+    if (!smap || !tmap) goto out;
+    if (buf_put(&A->arena, B->arena.p, B->arena.n) < 0) goto out;
+    session_state *sa = grow(A->sessions, &A->cap_sessions, A->n_sessions + nbs + 1, sizeof *sa);
+    if (!sa) goto out;
+    A->sessions = sa;
+    txn_state *ta = grow(A->txns, &A->cap_txns, A->n_txns + nbt + 1, sizeof *ta);
+    if (!ta) goto out;
+    A->txns = ta;
+    for (Py_ssize_t i = 0; i < nbs; i++) {
+        session_state b = B->sessions[i];
+        sref *f[] = {&b.host, &b.prog, &b.ip, &b.name, &b.port, &b.server, &b.auth, &b.tls_info,
+                     &b.commands, &b.ended, &b.helo};
+        for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = rebase(*f[k], off);
+        int64_t *slot = b.headless ? map_find(&A->conn, b.key) : NULL;
+        if (slot) {
+            fold_session(A, &A->sessions[*slot], &b);
+            smap[i] = *slot;
+            moved[2 * *n_moved] = b.id;
+            moved[2 * *n_moved + 1] = A->sessions[*slot].id;
+            (*n_moved)++;
+        } else {
+            smap[i] = A->n_sessions;
+            A->sessions[A->n_sessions++] = b;
+        }
+    }
+    for (Py_ssize_t j = 0; j < nbt; j++) {
+        txn_state b = B->txns[j];
+        sref *f[] = {&b.qid, &b.host, &b.message_id, &b.qmgr_from, &b.size, &b.nrcpt, &b.pickup_from,
+                     &b.pickup_uid, &b.subject, &b.score, &b.required, &b.reject_reason, &b.reject_sender};
+        for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = rebase(*f[k], off);
+        if (b.conn_client >= 0) b.conn_client = smap[b.conn_client];
+        if (b.conn_any >= 0) b.conn_any = smap[b.conn_any];
+        int64_t *slot = b.headless ? map_find(&A->txn, b.key) : NULL;
+        if (slot) {
+            fold_txn(A, &A->txns[*slot], &b);
+            tmap[j] = *slot;
+        } else {
+            tmap[j] = A->n_txns;
+            A->txns[A->n_txns++] = b;
+        }
+    }
+    /* transcript lines, deliveries and rejects: B's after A's, so still in file order */
+    Py_ssize_t nl = B->line_refs.n / (Py_ssize_t)sizeof(line_ref);
+    if (buf_reserve(&A->line_refs, B->line_refs.n) < 0) goto out;
+    for (Py_ssize_t k = 0; k < nl; k++) {
+        line_ref r = ((const line_ref *)B->line_refs.p)[k];
+        r.ref = r.ref >= 0 ? smap[r.ref] : -1 - tmap[-1 - r.ref];
+        buf_put(&A->line_refs, &r, sizeof r);
+    }
+    Py_ssize_t nd = B->deliveries.n / (Py_ssize_t)sizeof(delivery);
+    if (buf_reserve(&A->deliveries, B->deliveries.n) < 0) goto out;
+    for (Py_ssize_t k = 0; k < nd; k++) {
+        delivery d = ((const delivery *)B->deliveries.p)[k];
+        d.txn = tmap[d.txn];
+        sref *f[] = {&d.qid, &d.address, &d.orig, &d.status, &d.relay, &d.dsn, &d.detail};
+        for (size_t m = 0; m < sizeof f / sizeof *f; m++) *f[m] = rebase(*f[m], off);
+        buf_put(&A->deliveries, &d, sizeof d);
+    }
+    Py_ssize_t nr = B->rejects.n / (Py_ssize_t)sizeof(reject_line);
+    if (buf_reserve(&A->rejects, B->rejects.n) < 0) goto out;
+    for (Py_ssize_t k = 0; k < nr; k++) {
+        reject_line r = ((const reject_line *)B->rejects.p)[k];
+        if (r.conn >= 0) r.conn = smap[r.conn];
+        if (r.txn >= 0) r.txn = tmap[r.txn];
+        sref *f[] = {&r.qid, &r.client_ip, &r.client_name, &r.stage, &r.action, &r.code, &r.dsn, &r.reason,
+                     &r.sender, &r.recipient, &r.helo, &r.proto};
+        for (size_t m = 0; m < sizeof f / sizeof *f; m++) *f[m] = rebase(*f[m], off);
+        buf_put(&A->rejects, &r, sizeof r);
+    }
+    A->lines += B->lines;
+    A->unparsed += B->unparsed;
+    A->other += B->other;
+    A->understood += B->understood;
+    /* B ran the year rule over A's lines and then its own */
+    A->next_lineno = B->next_lineno;
+    A->first_year = B->first_year;
+    A->last_month = B->last_month;
+    memcpy(A->years, B->years, sizeof A->years);
+    rc = 0;
+out:
+    free(smap);
+    free(tmap);
+    return rc;
+}
+
+static const char merge_doc[] =
+    "merge(later) -> [(old_session_id, new_session_id), ...] or None\n\n"
+    "Fold the scanner of the part right after this one (started with skip() over this part) into\n"
+    "this one; then only finish() or finish_begin() may follow. The pairs rename the session ids\n"
+    "of AUTH rows that later's scan() gave for connections that continue one of this part. None:\n"
+    "the parts cannot be merged exactly (nothing changed; scan the later part with this scanner).";
+
+static PyObject *Scanner_merge(Scanner *A, PyObject *args) {
+    Scanner *B;
+    if (!PyArg_ParseTuple(args, "O!", Py_TYPE(A), &B)) return NULL;
+    if (A == B || A->phase != SCANNING || B->phase != SCANNING || A->merged || B->merged) {
+        PyErr_SetString(PyExc_RuntimeError, "merge() needs two different scanners, both still scanning");
+        return NULL;
+    }
+    if (!mergeable(B)) Py_RETURN_NONE;
+    int64_t *moved = malloc((size_t)(B->n_sessions + 1) * 16);
+    Py_ssize_t n_moved = 0;
+    int failed = 1;
+    if (moved) {
+        Py_BEGIN_ALLOW_THREADS
+        failed = merge_state(A, B, moved, &n_moved);
+        Py_END_ALLOW_THREADS
+    }
+    if (failed) { free(moved); return PyErr_NoMemory(); }
+    A->merged = 1;
+    release_state(B);
+    B->phase = FINISHED;
+    PyObject *pairs = PyList_New(n_moved);
+    for (Py_ssize_t i = 0; pairs && i < n_moved; i++) {
+        PyObject *pair = Py_BuildValue("(LL)", (long long)moved[2 * i], (long long)moved[2 * i + 1]);
+        if (!pair) { Py_CLEAR(pairs); break; }
+        PyList_SET_ITEM(pairs, i, pair);
+    }
+    free(moved);
+    return pairs;
 }
 
 /* ---- finish: the final rows ---- */
@@ -1515,6 +1772,8 @@ static PyMethodDef Scanner_methods[] = {
     {"finish", (PyCFunction)Scanner_finish, METH_NOARGS,
      "finish() -> (tables, counts): sessions, transactions, recipients, rejects and session_lines rows\n"
      "(as scan() gives its tables) and the line counts. Call it once, after the last slice."},
+    {"skip", (PyCFunction)Scanner_skip, METH_VARARGS, skip_doc},
+    {"merge", (PyCFunction)Scanner_merge, METH_VARARGS, merge_doc},
     {"finish_begin", (PyCFunction)Scanner_finish_begin, METH_NOARGS,
      "finish_begin() -> counts: the line counts; plans the tables for finish_table(). Instead of\n"
      "finish(), so that DuckDB can store one table while the next is built."},

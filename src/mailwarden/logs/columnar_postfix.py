@@ -547,7 +547,7 @@ def line_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"lines": row[0], "unparsed": row[1], "other": row[2], "understood": row[3]}
 
 
-TEMP_TABLES = ("pf_ev0", "pf_ev", "pf_owner", "pf_sess_info", "pf_txn_info", "pf_sessions", "pf_txn", "pf_recip",
+TEMP_TABLES = ("pf_auth_later", "pf_ev0", "pf_ev", "pf_owner", "pf_sess_info", "pf_txn_info", "pf_sessions", "pf_txn", "pf_recip",
                "pf_auth", "pf_rejects", "pf_sl", "pf_rej")
 
 
@@ -589,11 +589,12 @@ def _check_slice(data: bytes) -> None:
             raise NeedsCleanCopy("invalid UTF-8") from None
 
 
-def _slices(path: str, compression: str) -> Iterator[bytearray]:
+def _slices(path: str, compression: str, start: int = 0, stop: int | None = None) -> Iterator[bytearray]:
     """The file in slices cut at line ends (linestore.read_slices); a damaged compressed stream
     raises (the clean copy then loads what it can and says so), a line over 1 MiB too."""
     try:
-        yield from linestore.read_slices(path, compression, SLICE_BYTES, max_line=4 * MAX_LINE_BYTES)
+        yield from linestore.read_slices(path, compression, SLICE_BYTES, max_line=4 * MAX_LINE_BYTES,
+                                         start=start, stop=stop)
     except linestore.LineTooLong:
         raise NeedsCleanCopy("a line over 1 MiB") from None
 
@@ -603,70 +604,152 @@ SLICE_BYTES = linestore.SLICE_SIZE
 SCANNER_TABLES = {"auth": "pf_auth", "sessions": "pf_sessions", "transactions": "pf_txn",
                   "recipients": "pf_recip", "rejects": "pf_rejects", "session_lines": "pf_sl"}
 
+# A plain file at least this big is scanned in two halves side by side (two scanners, merged).
+TWO_PARTS_MIN_BYTES = 64 << 20
+
+
+def split_point(path: str, compression: str) -> int | None:
+    """Where to cut the file in two (the first byte of a line near its middle), or None: a
+    compressed or small file, one CPU, or no line end after the middle."""
+    if compression not in ("none", "", None) or (os.cpu_count() or 1) < 2:
+        return None
+    try:
+        size = os.path.getsize(path)
+        if size < TWO_PARTS_MIN_BYTES:
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(size // 2)
+            chunk = fh.read(4 * MAX_LINE_BYTES)
+    except OSError:
+        return None
+    nl = chunk.find(b"\n")
+    cut = size // 2 + nl + 1
+    return cut if 0 <= nl and cut < size else None
+
+
+# What the reader threads hand to the storing thread: (part, first line number, text, AUTH rows).
+SliceFn = Callable[[int, int, bytearray], None]
+
 
 def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, first_year: int | None,
-              anchor: dt.date | None, compression: str = "none",
-              on_slice: Callable[[bytearray], None] | None = None):
+              anchor: dt.date | None, compression: str = "none", on_slice: SliceFn | None = None,
+              cut: int | None = None):
     """Feed the file to the compiled scanner, one slice of text in memory at a time.
 
-    The AUTH events go to ``pf_auth`` slice by slice; everything else waits in the scanner
-    until ``finish()`` (see `load_file`). Returns the scanner.
+    With ``cut`` (see `split_point`), two threads scan the halves side by side: the second
+    scanner skips the first half's lines (line numbers, the year rule) and scans its own,
+    then is merged into the first (``Scanner.merge``); if the halves cannot be merged exactly,
+    the second half is scanned again by the first scanner. The AUTH events go to ``pf_auth``
+    slice by slice; everything else waits in the scanner until it is finished (see
+    `load_file`). ``on_slice(part, first_lineno, data)`` gets every slice, in file order
+    within its part. Returns the scanner.
     """
     anchor = anchor or dt.date.today()
-    scanner = _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month)
+
+    def new_scanner():
+        return _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month)
+
+    scanners = [new_scanner()] if cut is None else [new_scanner(), new_scanner()]
+    auth_tables = ["pf_auth", "pf_auth_later"]
     created: set[str] = set()
 
-    def store(tables: dict) -> None:
-        for key, columns in tables.items():
-            name = SCANNER_TABLES[key]
-            con.register("pf_arrow", _arrow_table(columns))
-            try:
-                con.execute(f"INSERT INTO {name} SELECT * FROM pf_arrow" if name in created
-                            else f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM pf_arrow")
-            finally:
-                con.unregister("pf_arrow")
-            created.add(name)
+    def store(name: str, tables: dict) -> None:
+        con.register("pf_arrow", _arrow_table(tables["auth"]))
+        try:
+            con.execute(f"INSERT INTO {name} SELECT * FROM pf_arrow" if name in created
+                        else f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM pf_arrow")
+        finally:
+            con.unregister("pf_arrow")
+        created.add(name)
 
-    # One thread reads and scans (the scanner releases the GIL), this one stores the
-    # previous slice into DuckDB and hands its text to the line store meanwhile.
-    queue: Queue = Queue(maxsize=2)
+    # Reader threads read and scan (the scanner releases the GIL); this one stores the AUTH
+    # rows into DuckDB and hands the text to the line store meanwhile.
+    queue: Queue = Queue(maxsize=2 * len(scanners))
     stop = threading.Event()
 
-    def produce() -> None:
+    def produce(part: int) -> None:
+        scanner = scanners[part]
         try:
-            for data in _slices(path, compression):
+            first = 1
+            if part == 1:
+                for data in _slices(path, compression, 0, cut):
+                    if stop.is_set():
+                        return
+                    first += scanner.skip(data)
+            for data in _slices(path, compression, *((0, cut) if part == 0 else (cut, None))):
                 if stop.is_set():
                     return
                 _check_slice(data)
                 _rows, longest, tables = scanner.scan(data)
                 if longest > 4 * MAX_LINE_BYTES:
                     raise NeedsCleanCopy("a line over 1 MiB")
-                queue.put((data, tables))
-            queue.put(None)
+                queue.put((part, first, data, tables))
+            queue.put(part)
         except BaseException as exc:  # handed over to the consumer, raised there
             queue.put(exc)
 
-    reader = threading.Thread(target=produce, name="mw-pfscan", daemon=True)
-    reader.start()
+    readers = [threading.Thread(target=produce, args=(part,), name=f"mw-pfscan{part}", daemon=True)
+               for part in range(len(scanners))]
+    for reader in readers:
+        reader.start()
     try:
-        while (item := queue.get()) is not None:
+        running = len(readers)
+        while running:
+            item = queue.get()
             if isinstance(item, BaseException):
                 raise item
-            data, tables = item
-            store(tables)
+            if isinstance(item, int):
+                running -= 1
+                continue
+            part, first, data, tables = item
+            store(auth_tables[part], tables)
             if on_slice:
-                on_slice(data)
-        if not created:
-            store(scanner.scan(b"")[2])
+                on_slice(part, first, data)
     except (EOFError, OSError, zlib.error) as exc:
         raise duckdb.IOException(f"{path}: {exc}") from exc
     finally:
         stop.set()
-        while reader.is_alive():  # let the reader finish (or fail) before the scanner is used again
-            with contextlib.suppress(Empty):
-                queue.get(timeout=0.1)
-        reader.join()
+        for reader in readers:  # let the readers finish (or fail) before a scanner is used again
+            while reader.is_alive():
+                with contextlib.suppress(Empty):
+                    queue.get(timeout=0.1)
+            reader.join()
+    scanner = scanners[0]
+    if "pf_auth" not in created:
+        store("pf_auth", scanner.scan(b"")[2])
+    if len(scanners) == 2:
+        _merge_later(con, path, compression, scanner, scanners[1], cut, "pf_auth_later" in created)
     return scanner
+
+
+def _merge_later(con: duckdb.DuckDBPyConnection, path: str, compression: str, scanner, later,
+                 cut: int | None, later_auth: bool) -> None:
+    """Fold the second half's scanner into the first, and its AUTH rows into pf_auth."""
+    renamed = scanner.merge(later)
+    if renamed is None:  # not exactly mergeable: the first scanner reads the second half too
+        for data in _slices(path, compression, cut, None):
+            tables = scanner.scan(data)[2]
+            con.register("pf_arrow", _arrow_table(tables["auth"]))
+            try:
+                con.execute("INSERT INTO pf_auth SELECT * FROM pf_arrow")
+            finally:
+                con.unregister("pf_arrow")
+    elif later_auth:
+        import pyarrow as pa
+
+        old_ids, new_ids = ([list(c) for c in zip(*renamed, strict=True)] if renamed else ([], []))
+        con.register("pf_renamed", pa.table({"old": pa.array(old_ids, pa.int64()),
+                                             "new": pa.array(new_ids, pa.int64())}))
+        try:
+            con.execute("""
+                INSERT INTO pf_auth
+                SELECT a.lineno, coalesce(r.new, a.session_id), a.ts, a.client_ip, a.user, a.method, a.ok,
+                       a.reason
+                FROM pf_auth_later a LEFT JOIN pf_renamed r ON a.session_id = r.old
+            """)
+        finally:
+            con.unregister("pf_renamed")
+    con.execute("DROP TABLE IF EXISTS pf_auth_later")
 
 
 def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, source: str,
@@ -689,12 +772,12 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
         finally:
             con.execute("RESET preserve_insertion_order")
             drop_temp(con)
-    raw_lines = _line_writer(con, source_id, transcripts)
+    raw_lines = _PartWriters(con, source_id) if transcripts else _NoLines()
     read = 0
 
-    def on_slice(data: bytearray) -> None:
+    def on_slice(part: int, first_lineno: int, data: bytearray) -> None:
         nonlocal read
-        raw_lines.add(data)
+        raw_lines.add(part, first_lineno, data)
         read += len(data)
         if progress:
             progress(read)
@@ -702,7 +785,8 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
     try:
         try:
             scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
-                                compression=compression, on_slice=on_slice)
+                                compression=compression, on_slice=on_slice,
+                                cut=split_point(csv_path, compression))
         except BaseException:
             raw_lines.abort()
             raise
@@ -786,6 +870,28 @@ def fits_in_memory(path: str, compression: str = "none") -> bool:
     return size * MEMORY_PER_LOG_BYTE <= ram * RAM_SHARE
 
 
+class _PartWriters:
+    """The raw lines of a file scanned in parts: a linestore.BlockWriter per part, each
+    numbering its lines from the part's first line."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source_id: int) -> None:
+        self.con, self.source_id = con, source_id
+        self.writers: dict[int, linestore.BlockWriter] = {}
+
+    def add(self, part: int, first_lineno: int, data) -> int:
+        writer = self.writers.get(part)
+        if writer is None:
+            writer = self.writers[part] = linestore.BlockWriter(self.con, self.source_id, first_lineno=first_lineno)
+        return writer.add(data)
+
+    def close(self) -> int:
+        return sum(self.writers[part].close() for part in sorted(self.writers))
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+
+
 class _NoLines:
     """Stands in for linestore.BlockWriter when no raw lines are kept."""
 
@@ -795,7 +901,7 @@ class _NoLines:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add(self, data) -> int:
+    def add(self, *data) -> int:
         return 0
 
     def close(self) -> int:

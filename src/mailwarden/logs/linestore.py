@@ -252,7 +252,8 @@ class LineTooLong(ValueError):
 
 
 def read_slices(path: str, compression: str = "none", size: int = SLICE_SIZE, *,
-                on_damage: Callable[[], None] | None = None, max_line: int | None = None) -> Iterator[bytearray]:
+                on_damage: Callable[[], None] | None = None, max_line: int | None = None,
+                start: int = 0, stop: int | None = None) -> Iterator[bytearray]:
     """The file (plain, or ``compression='gzip'``) in slices of about ``size`` bytes of text,
     each ending at a line end (the last one at the file's end); what a Postfix load feeds its
     scanner and this module's ``write_file`` stores.
@@ -261,6 +262,7 @@ def read_slices(path: str, compression: str = "none", size: int = SLICE_SIZE, *,
     once. A damaged gzip stream raises, unless ``on_damage`` is given: then the file ends where
     the stream breaks (what was read is kept, to within one 1 MiB read step) and ``on_damage``
     is called. ``max_line``: raise LineTooLong rather than hold a longer line in memory.
+    ``start``/``stop``: only these bytes of a plain file (``start`` at a line's first byte).
     """
     if compression == "gzip":
         import gzip
@@ -272,6 +274,12 @@ def read_slices(path: str, compression: str = "none", size: int = SLICE_SIZE, *,
         step = size
     else:
         raise ValueError(f"read_slices: unsupported compression {compression!r}")
+    if start or stop is not None:
+        if compression == "gzip":
+            stream.close()
+            raise ValueError("read_slices: start/stop need a plain file")
+        stream.seek(start)
+    left = None if stop is None else max(0, stop - start)
     with stream:
         carry = b""
         ended = False
@@ -281,8 +289,9 @@ def read_slices(path: str, compression: str = "none", size: int = SLICE_SIZE, *,
             view = memoryview(buf)
             filled = len(carry)
             while filled < len(buf):
+                want = step if left is None else min(step, left)
                 try:
-                    got = stream.readinto(view[filled:filled + step])
+                    got = stream.readinto(view[filled:filled + want]) if want else 0
                 except (OSError, EOFError, ValueError):
                     if compression != "gzip" or on_damage is None:
                         raise
@@ -292,6 +301,8 @@ def read_slices(path: str, compression: str = "none", size: int = SLICE_SIZE, *,
                     ended = True
                     break
                 filled += got
+                if left is not None:
+                    left -= got
             view.release()
             del buf[filled:]
             if ended:

@@ -40,10 +40,14 @@ TABLES = {
 SOURCE_COLUMNS = "lines, unparsed, other, year_assumed, sessions, dialect"
 
 
-def index_both(tmp_path: Path, log: Path, monkeypatch, *, year: int | None = 2026, slice_bytes: int | None = None):
-    """Index ``log`` with the scanner and with the SQL path; returns the two database paths."""
+def index_both(tmp_path: Path, log: Path, monkeypatch, *, year: int | None = 2026, slice_bytes: int | None = None,
+               two_parts: bool = False):
+    """Index ``log`` with the scanner and with the SQL path; returns the two database paths.
+    ``two_parts``: the scanner reads the file in two halves side by side, however small it is."""
     if slice_bytes:
         monkeypatch.setattr(columnar_postfix, "SLICE_BYTES", slice_bytes)
+    if two_parts:
+        monkeypatch.setattr(columnar_postfix, "TWO_PARTS_MIN_BYTES", 1)
     compiled, sql = tmp_path / "compiled.duckdb", tmp_path / "sql.duckdb"
     index_logs(compiled, [str(log)], year=year)
     with monkeypatch.context() as m:
@@ -98,12 +102,13 @@ REAL_LOGS = {
 }
 
 
+@pytest.mark.parametrize("two_parts", [False, True], ids=["whole", "halves"])
 @pytest.mark.parametrize("which", sorted(REAL_LOGS))
-def test_real_logs_same_rows(tmp_path, monkeypatch, which):
+def test_real_logs_same_rows(tmp_path, monkeypatch, which, two_parts):
     log = REAL_LOGS[which]()
     if not log.exists():
         pytest.skip(f"{log} not present")
-    compiled, sql = index_both(tmp_path, log, monkeypatch, slice_bytes=4096)
+    compiled, sql = index_both(tmp_path, log, monkeypatch, slice_bytes=4096, two_parts=two_parts)
     assert differences(compiled, sql) == {}
     assert count(compiled, "SELECT count(*) FROM sessions") > 0
 
@@ -205,13 +210,13 @@ def log_lines(draw) -> str:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=log_lines(), slice_bytes=st.sampled_from([256, 4096, 1 << 20]))
-def test_generated_line_mixes_same_rows(tmp_path_factory, text, slice_bytes):
+@given(text=log_lines(), slice_bytes=st.sampled_from([256, 4096, 1 << 20]), two_parts=st.booleans())
+def test_generated_line_mixes_same_rows(tmp_path_factory, text, slice_bytes, two_parts):
     tmp = tmp_path_factory.mktemp("mix")
     log = tmp / "mail.log"
     log.write_text(text, encoding="utf-8")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        compiled, sql = index_both(tmp, log, monkeypatch, slice_bytes=slice_bytes)
+        compiled, sql = index_both(tmp, log, monkeypatch, slice_bytes=slice_bytes, two_parts=two_parts)
         assert differences(compiled, sql) == {}
 
 
@@ -303,3 +308,125 @@ def test_rows_are_stored_in_lookup_order(tmp_path, generated_log):
         assert len(mids) > 100 and mids == sorted(mids)
     finally:
         con.close()
+
+
+# -- a file in two halves, scanned side by side and merged -----------------------------------------
+
+def _rows(columns: dict) -> list[dict]:
+    return columnar_postfix._arrow_table(columns).to_pylist()
+
+
+def scan_whole(data: bytes) -> tuple[dict, dict, list]:
+    scanner = Scanner(10**12, 0, 2026, 3)
+    auth = _rows(scanner.scan(data)[2]["auth"])
+    tables, counts = scanner.finish()
+    return {name: _rows(cols) for name, cols in tables.items()}, counts, auth
+
+
+def scan_halves(data: bytes, cut: int) -> tuple[dict, dict, list, bool]:
+    """What columnar_postfix.scan_file does with a cut: (tables, counts, auth rows, merged?)."""
+    first, later = Scanner(10**12, 0, 2026, 3), Scanner(10**12, 0, 2026, 3)
+    auth = _rows(first.scan(data[:cut])[2]["auth"])
+    assert later.skip(data[:cut]) == data[:cut].count(b"\n")
+    later_auth = _rows(later.scan(data[cut:])[2]["auth"])
+    renamed = first.merge(later)
+    if renamed is None:  # the fallback: the first scanner reads the second half too
+        auth += _rows(first.scan(data[cut:])[2]["auth"])
+    else:
+        new_id = dict(renamed)
+        auth += [{**row, "session_id": new_id.get(row["session_id"], row["session_id"])} for row in later_auth]
+    tables, counts = first.finish()
+    return {name: _rows(cols) for name, cols in tables.items()}, counts, auth, renamed is not None
+
+
+def assert_halves_same(data: bytes, cuts) -> int:
+    """Every cut gives the whole file's rows; returns how many cuts merged (no fallback)."""
+    whole, counts, auth = scan_whole(data)
+    merged = 0
+    for cut in cuts:
+        tables, split_counts, split_auth, was_merged = scan_halves(data, cut)
+        merged += was_merged
+        for name in whole:
+            assert tables[name] == whole[name], (cut, name)
+        assert split_counts == counts, cut
+        key = lambda r: (r["lineno"], r["ok"])  # noqa: E731 - AUTH rows come in any order
+        assert sorted(split_auth, key=key) == sorted(auth, key=key), cut
+    return merged
+
+
+def line_starts(data: bytes) -> list[int]:
+    return [0] + [i + 1 for i, b in enumerate(data) if b == 0x0A and i + 1 < len(data)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=log_lines())
+def test_halves_merge_to_the_whole_file_rows(text):
+    data = text.encode()
+    assert_halves_same(data, line_starts(data))
+
+
+@pytest.mark.parametrize("which", ["fail2ban", "postfix-3.7", "scenario-2", "crowdsec-mixed"])
+def test_halves_of_real_logs(which):
+    log = REAL_LOGS[which]()
+    if not log.exists():
+        pytest.skip(f"{log} not present")
+    data = log.read_bytes()
+    starts = line_starts(data)
+    cuts = starts[:: max(1, len(starts) // 40)]
+    assert assert_halves_same(data, cuts) == len(cuts)  # real logs always merge
+
+
+def test_halves_of_a_generated_log(generated_log):
+    data = generated_log.read_bytes()
+    starts = line_starts(data)
+    cuts = starts[len(starts) // 7:: len(starts) // 5]  # cuts inside many open sessions
+    assert assert_halves_same(data, cuts) == len(cuts)
+
+
+def test_halves_that_cannot_merge_are_scanned_again():
+    # a message logged by two smtpd processes, one of them a connection begun before the cut:
+    # which is "the latest" depends on the merge, so the second half is scanned again
+    head = (b"Mar  1 10:00:00 mx postfix/smtpd[101]: connect from a.example[192.0.2.1]\n"
+            b"Mar  1 10:00:01 mx postfix/smtpd[101]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]: "
+            b"554 5.7.1 <x@y>: Relay access denied; from=<s@a> to=<x@y> proto=ESMTP helo=<a>\n")
+    tail = (b"Mar  1 10:00:02 mx postfix/smtpd[102]: connect from b.example[192.0.2.2]\n"
+            b"Mar  1 10:00:03 mx postfix/smtpd[102]: 4A1B2C3D4E: client=b.example[192.0.2.2]\n"
+            b"Mar  1 10:00:04 mx postfix/smtpd[101]: 4A1B2C3D4E: reject: DATA from a.example[192.0.2.1]: "
+            b"550 5.7.1 no; from=<a@b> to=<c@d> proto=SMTP\n")
+    data = head + tail
+    assert assert_halves_same(data, [len(head)]) == 0
+    assert assert_halves_same(data, line_starts(data)) < len(line_starts(data))
+
+
+def test_new_year_in_the_first_half_dates_the_second(tmp_path):
+    lines = [b"Dec 31 23:59:59 mx postfix/smtpd[1]: connect from a[192.0.2.1]\n",
+             b"Jan  1 00:00:01 mx postfix/smtpd[1]: disconnect from a[192.0.2.1] commands=0\n",
+             b"Jan  1 00:00:02 mx postfix/smtpd[2]: connect from b[192.0.2.2]\n"]
+    data = b"".join(lines)
+    tables, _counts, _auth, _merged = scan_halves(data, len(lines[0]) + len(lines[1]))
+    years = sorted(row["start_ts"].year for row in tables["sessions"])
+    assert years == [2025, 2026]  # the anchor is March 2026: December was 2025, January 2026
+
+
+def test_index_scans_big_files_in_two_halves(tmp_path, monkeypatch, generated_log):
+    merges = []
+    real = columnar_postfix._merge_later
+    monkeypatch.setattr(columnar_postfix, "_merge_later", lambda *a, **k: merges.append(a[5]) or real(*a, **k))
+    monkeypatch.setattr(columnar_postfix, "TWO_PARTS_MIN_BYTES", 1)
+    compiled, sql = index_both(tmp_path, generated_log, monkeypatch, slice_bytes=64 << 10)
+    assert len(merges) == 1 and 0 < merges[0] < generated_log.stat().st_size
+    assert differences(compiled, sql) == {}
+    # the transcript of a session that crosses the cut reads both halves' lines
+    con = duckdb.connect(str(compiled), read_only=True)
+    try:
+        from mailwarden.logs import linestore
+        session_id, first, last, n = con.execute(
+            "SELECT s.session_id, min(l.lineno), max(l.lineno), count(*) FROM session_lines l JOIN sessions s "
+            "USING (session_id) GROUP BY s.session_id HAVING min(l.lineno) < ? AND max(l.lineno) > ? LIMIT 1",
+            [count(compiled, "SELECT min(first_lineno) FROM line_blocks WHERE first_lineno > 1"),
+             count(compiled, "SELECT min(first_lineno) FROM line_blocks WHERE first_lineno > 1")]).fetchone()
+        texts = linestore.line_texts(con, [(1, first), (1, last)])
+    finally:
+        con.close()
+    lines = generated_log.read_text().splitlines()
+    assert texts == {(1, first): lines[first - 1], (1, last): lines[last - 1]}
