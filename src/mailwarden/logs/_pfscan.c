@@ -1526,14 +1526,37 @@ static int build_transactions(Scanner *S, table *txn) {
     return 0;
 }
 
+/* by (session_id NULLS LAST, lineno), the order the index keeps */
+static int cmp_reject_key(const void *a, const void *b) {
+    const recip_key *x = a, *y = b;   /* ref: 0 no session, 1 a session */
+    if (x->ref != y->ref) return x->ref ? -1 : 1;
+    if (x->session_id != y->session_id) return x->session_id < y->session_id ? -1 : 1;
+    return (x->lineno > y->lineno) - (x->lineno < y->lineno);
+}
+
 static int build_rejects(Scanner *S, table *rej) {
     const reject_line *rl = (const reject_line *)S->rejects.p;
     Py_ssize_t nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
+    recip_key *keys = malloc((size_t)(nr + 1) * sizeof(recip_key));
+    if (!keys) return -1;
     for (Py_ssize_t k = 0; k < nr; k++) {
-        const reject_line *r = &rl[k];
-        column *c = rej->cols;
         int64_t session_id;
-        int has_session = reject_session_id(S, r, &session_id);
+        int has_session = reject_session_id(S, &rl[k], &session_id);
+        /* lineno is unique, and the line's index follows from it: k is found again below */
+        keys[k] = (recip_key){session_id, rl[k].lineno, has_session};
+    }
+    /* rejects were recorded in file order: lineno -> index by binary search after the sort */
+    qsort(keys, (size_t)nr, sizeof(recip_key), cmp_reject_key);
+    for (Py_ssize_t q = 0; q < nr; q++) {
+        Py_ssize_t lo = 0, hi = nr - 1;
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (rl[mid].lineno < keys[q].lineno) lo = mid + 1; else hi = mid;
+        }
+        const reject_line *r = &rl[lo];
+        column *c = rej->cols;
+        int64_t session_id = keys[q].session_id;
+        int has_session = (int)keys[q].ref;
         if (col_i64(&c[0], session_id, has_session) < 0 || col_i64(&c[1], r->ts, r->ts_ok) < 0
             || col_str(&c[2], got(S, r->client_ip)) < 0 || col_str(&c[3], got(S, r->client_name)) < 0
             || col_str(&c[4], got(S, r->stage)) < 0 || col_str(&c[5], got(S, r->action)) < 0
@@ -1541,9 +1564,12 @@ static int build_rejects(Scanner *S, table *rej) {
             || col_str(&c[8], got(S, r->dsn)) < 0 || col_str(&c[9], got(S, r->reason)) < 0
             || col_str(&c[10], got(S, r->sender)) < 0 || col_str(&c[11], got(S, r->recipient)) < 0
             || col_str(&c[12], got(S, r->helo)) < 0 || col_str(&c[13], got(S, r->proto)) < 0
-            || emit_i64(&c[14], r->lineno) < 0)
+            || emit_i64(&c[14], r->lineno) < 0) {
+            free(keys);
             return -1;
+        }
     }
+    free(keys);
     return 0;
 }
 

@@ -472,7 +472,7 @@ def store_statements(source_id: int, source: str, *, in_order: bool) -> dict[str
     """The INSERT of each index table from its intermediate table (pf_sessions, pf_txn, ...).
 
     ``in_order``: the rows are already in the order the index keeps (the compiled path sorts
-    them: sessions, recipients and transcript lines by session, transactions by Message-ID),
+    them: sessions, recipients, rejects and transcript lines by session, transactions by Message-ID),
     so they are stored as they are instead of sorted again.
     """
     src = source.replace("'", "''")
@@ -522,7 +522,7 @@ def store_statements(source_id: int, source: str, *, in_order: bool) -> dict[str
             dsn, reason, sender, recipient, helo, proto, lineno)
         SELECT session_id, {sid}, ts, client_ip, client_name, stage, action, queue_id, code, dsn, reason,
                sender, recipient, helo, proto, lineno
-        FROM pf_rejects ORDER BY session_id, lineno
+        FROM pf_rejects {order("session_id, lineno")}
         """,
     }
 
@@ -798,9 +798,10 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
         drop_temp(con)
 
 
-# Which connection stores which finished table, in the order the scanner builds them: the
-# longest insert first on each, so that both connections stay busy while the next is built.
-STORE_PLAN = (("transactions", "main"), ("sessions", "side"), ("rejects", "main"), ("recipients", "side"),
+# Which connection stores which finished table, in the order the scanner builds them: sessions
+# first (the main connection stores the raw-line blocks meanwhile), then the rest alternately,
+# so that both connections stay busy while the next table is built.
+STORE_PLAN = (("sessions", "side"), ("transactions", "main"), ("recipients", "side"), ("rejects", "main"),
               ("session_lines", "side"))
 
 

@@ -304,6 +304,8 @@ def test_rows_are_stored_in_lookup_order(tmp_path, generated_log):
         assert lines == sorted(lines)
         recipients = stored("SELECT session_id, lineno FROM recipients")
         assert recipients == sorted(recipients)
+        rejects = [(s is None, s or 0, n) for s, n in stored("SELECT session_id, lineno FROM rejects")]
+        assert len(rejects) > 100 and rejects == sorted(rejects)  # NULL sessions last
         mids = [(m is None, m or "", t) for m, t in stored("SELECT message_id, txn_id FROM transactions")]
         assert len(mids) > 100 and mids == sorted(mids)
     finally:
