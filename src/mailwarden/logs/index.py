@@ -108,27 +108,46 @@ def schema_sql() -> str:
     return resources.files("mailwarden.logs").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
+# The settings of find_sessions' connection (a few point look-ups, then closed):
+# * one worker thread: each query touches one or two row groups per table, and the hand-off to
+#   a second thread costs more than it saves; the queries run side by side on two cursors instead;
+# * no asynchronous I/O threads: DuckDB 2.0 starts 8 of them with every database instance (and
+#   joins them at close) for Parquet/CSV reads; its own file format is read synchronously, so for
+#   a look-up they were only ~3 ms of thread start-up and shut-down;
+# * session ids handed from a join to an index scan as a list up to DEFAULT_FIND_LIMIT of them
+#   (DuckDB's default, 50, would make a look-up matching more sessions scan all of transactions).
+# Settings a DuckDB does not know (async_threads is new in 2.0) are left out.
+LOOKUP_CONFIG = {"threads": 1, "async_threads": 0, "dynamic_or_filter_threshold": DEFAULT_FIND_LIMIT}
+
+
 def connect(db_path: str | os.PathLike, *, read_only: bool = False,
-            threads: int | None = None) -> duckdb.DuckDBPyConnection:
+            threads: int | None = None, lookup: bool = False) -> duckdb.DuckDBPyConnection:
     """Open (and for writing, create) the index; raises IndexUnavailable with a one-line reason.
 
     ``threads`` caps DuckDB's worker threads when this call creates the database instance (a
-    file already open in this process keeps its instance and its settings)."""
+    file already open in this process keeps its instance and its settings).
+
+    ``lookup=True`` (find_sessions): read-only with `LOOKUP_CONFIG`, and neither the progress
+    bar setting nor the schema check here: the caller's first query does both (`_lookup`), in
+    the same round trip."""
     path = str(db_path)
+    read_only = read_only or lookup
     if read_only and not Path(path).exists():
         raise IndexUnavailable(f"{path}: no such index (create it with `mailwarden logs index LOG --db {path}`)")
+    config = dict(LOOKUP_CONFIG) if lookup else ({"threads": threads} if threads else {})
     try:
         try:
-            con = duckdb.connect(path, read_only=read_only,
-                                 config={"threads": threads} if threads else {})
+            con = _duckdb_connect(path, read_only, config)
         except duckdb.ConnectionException:
-            if not threads:
+            if not config:
                 raise
             # open elsewhere in this process with other settings: share that instance as it is
             con = duckdb.connect(path, read_only=read_only)
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise IndexUnavailable(f"{path}: cannot open the index: {first}") from None
+    if lookup:
+        return con
     with contextlib.suppress(duckdb.Error):
         con.execute("SET enable_progress_bar = false")
     try:
@@ -144,6 +163,18 @@ def connect(db_path: str | os.PathLike, *, read_only: bool = False,
         con.close()
         raise
     return con
+
+
+def _duckdb_connect(path: str, read_only: bool, config: dict) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path, read_only=read_only, config=config)
+    except duckdb.InvalidInputException as exc:
+        optional = {key for key in config if key != "threads"}
+        if not optional or "recogni" not in str(exc).lower():
+            raise
+        # an older DuckDB that lacks one of the optional settings
+        return duckdb.connect(path, read_only=read_only,
+                              config={key: value for key, value in config.items() if key not in optional})
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -623,18 +654,25 @@ def find_sessions(db_path: str | os.PathLike, message_id: str | None = None, que
     """
     own = con is None
     if con is None:
-        # One DuckDB thread per query: these are point look-ups touching one or two row groups
-        # per table, where the worker hand-off costs more than it saves; the queries still run
-        # side by side on their own cursors (see _parallel).
-        con = connect(db_path, read_only=True, threads=1)
+        con = connect(db_path, lookup=True)
     try:
-        return _find(con, message_id, queue_id, since, until, limit)
+        return _find(con, str(db_path), message_id, queue_id, since, until, limit, checked=not own)
     finally:
         if own:
             con.close()
 
 
-def _find(con, message_id, queue_id, since, until, limit) -> list[Session]:
+SESSION_COLUMNS = """session_id, source_id, dialect, source, kind, start_ts, end_ts, ts_is_local, host, service,
+               client_ip, client_port, client_name, helo, server_ip, server_port, tls, tls_info,
+               auth_user, auth_method, auth_failures, local_user, trusted, outcome, commands,
+               first_lineno, defects"""
+_AUTH_FAILURES = [c.strip() for c in SESSION_COLUMNS.split(",")].index("auth_failures")
+TRANSACTION_COLUMNS = """session_id, txn_id, queue_id, message_id, sender, size, accepted, reject_reason, subject,
+                   start_ts, end_ts, spam_score, spam_threshold"""
+
+
+def _find(con, path, message_id, queue_id, since, until, limit, *, checked=True) -> list[Session]:
+    """``checked``: the connection's schema version was checked already (else the first query does it)."""
     where, params = [], []
     if message_id:
         where.append("message_id = ?")
@@ -650,39 +688,68 @@ def _find(con, message_id, queue_id, since, until, limit) -> list[Session]:
         time_sql += " AND s.start_ts <= ?"
         time_params.append(_utc_naive(until) if until.tzinfo else until)
     if where:
-        # One round of queries, each on its own cursor (in parallel), each finding the
-        # sessions through the same small subquery: DuckDB pushes the ids it yields into the
-        # scans, and every table is stored in an order that lets it skip the other row groups.
-        found = [r[0] for r in con.execute(
-            f"SELECT DISTINCT session_id FROM transactions WHERE {' AND '.join(where)}", params).fetchall()]
-        if not found and message_id:  # Message-IDs are compared exactly first; then without case
-            found = [r[0] for r in con.execute(
-                "SELECT DISTINCT session_id FROM transactions WHERE lower(message_id) = lower(?)",
-                [message_id.strip().strip("<>").strip()]).fetchall()]
-        if not found:
+        # Round 1, one query: the transactions of every session holding a matching one.
+        txns = _lookup(con, path, " AND ".join(where), params, check=not checked)
+        if not txns and message_id:  # Message-IDs are compared exactly first; then without case
+            txns = _lookup(con, path, "lower(message_id) = lower(?)", [message_id.strip().strip("<>").strip()])
+        if not txns:
             return []
-        # The ids as literals: DuckDB then skips every row group whose min/max excludes them
-        # (each table is stored in session order). The queries run at once, one cursor each.
-        ids = _in_list(found)
-        parts = _parallel(con, {"sessions": (_sessions_sql(f"s.session_id IN {ids}" + time_sql, limit), time_params),
-                                **_detail_queries(ids, [])})
-        rows = parts["sessions"]
+        # Round 2: the sessions and the rest, the ids as literals: DuckDB then skips every row
+        # group whose min/max excludes them (these tables are stored in session order).
+        ids = _in_list(sorted({r[0] for r in txns}))
+        sessions_sql = (f"SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.session_id IN {ids}{time_sql}",
+                        time_params)
+        rows, parts = _details(con, ids, sessions_sql=sessions_sql, limit=limit)
+        parts["transactions"] = sorted(txns, key=lambda r: r[1])   # ORDER BY txn_id
     else:
+        if not checked:
+            _check_first(con, path)
         rows = con.execute(_sessions_sql("true" + time_sql, limit), time_params).fetchall()
         if not rows:
             return []
-        parts = _parallel(con, _detail_queries(_in_list([r[0] for r in rows]), []))
+        rows, parts = _details(con, _in_list([r[0] for r in rows]), rows=rows)
     if not rows:
         return []
     return _build_sessions(rows, parts)
 
 
+def _lookup(con, path: str, where: str, params: list, *, check: bool = False) -> list[tuple]:
+    """TRANSACTION_COLUMNS rows of the transactions of every session with a transaction matching
+    ``where``, in one query: DuckDB hands the session ids of the inner look-up to the index scan
+    of transactions_session. ``check``: the same round trip turns the progress bar off and reads
+    the schema version (IndexUnavailable as `check_schema` says, when it is not ours)."""
+    sql = (f"SELECT {TRANSACTION_COLUMNS} FROM transactions "
+           f"WHERE session_id IN (SELECT session_id FROM transactions WHERE {where})")
+    if not check:
+        return con.execute(sql, params).fetchall()
+    try:
+        found = con.execute(
+            "SET enable_progress_bar = false; "
+            "SELECT v.value, t.* FROM (SELECT value FROM meta WHERE key = 'schema_version') v "
+            f"LEFT JOIN ({sql}) t ON true", params).fetchall()
+    except duckdb.Error:
+        _check_first(con, path)   # raises when it is not an index of this version
+        return con.execute(sql, params).fetchall()
+    if not found or found[0][0] != SCHEMA_VERSION:
+        check_schema(con, path)
+    return [r[1:] for r in found if r[1] is not None]   # the row of an empty LEFT JOIN is all NULL
+
+
+def _check_first(con, path: str) -> None:
+    """The first statement of a `connect(lookup=True)` connection that does not start with `_lookup`."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("SET enable_progress_bar = false")
+    check_schema(con, path)
+
+
+def _session_order(row: tuple) -> tuple:
+    """ORDER BY start_ts, session_id (NULLS LAST, DuckDB's default) in Python."""
+    return (row[5] is None, row[5] or dt.datetime.min, row[0])
+
+
 def _sessions_sql(where: str, limit: int) -> str:
     return f"""
-        SELECT session_id, source_id, dialect, source, kind, start_ts, end_ts, ts_is_local, host, service,
-               client_ip, client_port, client_name, helo, server_ip, server_port, tls, tls_info,
-               auth_user, auth_method, auth_failures, local_user, trusted, outcome, commands,
-               first_lineno, defects
+        SELECT {SESSION_COLUMNS}
         FROM sessions s WHERE {where} ORDER BY start_ts, session_id LIMIT {int(limit)}
     """
 
@@ -691,8 +758,7 @@ def _detail_queries(ids: str, params: list) -> dict[str, tuple[str, list]]:
     """The per-session queries; ``ids`` is a literal list or a subquery taking ``params``."""
     return {
         "transactions": (f"""
-            SELECT session_id, txn_id, queue_id, message_id, sender, size, accepted, reject_reason, subject,
-                   start_ts, end_ts, spam_score, spam_threshold
+            SELECT {TRANSACTION_COLUMNS}
             FROM transactions WHERE session_id IN {ids} ORDER BY txn_id""", params),
         "recipients": (f"""
             SELECT txn_id, address, status, relay, dsn, detail, ts, orig_address, session_id
@@ -708,22 +774,42 @@ def _detail_queries(ids: str, params: list) -> dict[str, tuple[str, list]]:
     }
 
 
-def _parallel(con, queries: dict[str, tuple[str, list]]) -> dict[str, list]:
+def _details(con, ids: str, *, rows: list[tuple] | None = None, sessions_sql: tuple[str, list] | None = None,
+             limit: int = DEFAULT_FIND_LIMIT) -> tuple[list[tuple], dict[str, list]]:
+    """(session rows, the other parts) for the sessions ``ids``, on two cursors side by side (two
+    cores): this thread the sessions (``sessions_sql``, sorted and cut to ``limit`` here: an
+    ORDER BY cost DuckDB 0.3-0.6 ms) or the transactions, then recipients and AUTH failures; a
+    worker the transcript lines and the NOQUEUE rejects. AUTH failures are read only when a
+    session counts some (sessions.auth_failures is the number of its failed auth_events)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def run(item):
-        name, (sql, params) = item
+    queries = _detail_queries(ids, [])
+
+    def worker() -> dict[str, list]:
         cursor = con.cursor()
         try:
-            result = cursor.execute(sql, params).fetchall()
-            if name == "lines":
-                result = (result, _line_texts(cursor, result))
-            return name, result
+            lines = cursor.execute(*queries["lines"]).fetchall()
+            return {"lines": (lines, _line_texts(cursor, lines)),
+                    "noqueue": cursor.execute(*queries["noqueue"]).fetchall()}
         finally:
             cursor.close()
 
-    with ThreadPoolExecutor(max_workers=len(queries)) as pool:
-        return dict(pool.map(run, queries.items()))
+    parts: dict[str, list] = {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(worker)
+        cursor = con.cursor()
+        try:
+            if sessions_sql is not None:
+                rows = sorted(cursor.execute(*sessions_sql).fetchall(), key=_session_order)[:limit]
+            else:
+                parts["transactions"] = cursor.execute(*queries["transactions"]).fetchall()
+            parts["recipients"] = cursor.execute(*queries["recipients"]).fetchall()
+            wanted = any(r[_AUTH_FAILURES] for r in rows)
+            parts["auth"] = cursor.execute(*queries["auth"]).fetchall() if wanted else []
+        finally:
+            cursor.close()
+        parts.update(other.result())
+    return rows, parts
 
 
 def _line_texts(cursor, wanted: list[tuple]) -> dict[tuple[int, int], str]:
