@@ -1088,8 +1088,17 @@ static PyObject *Scanner_skip(Scanner *S, PyObject *args) {
         sv text = mk(p, nl ? nl - p : end - p);
         S->next_lineno++;
         rows++;
-        /* the stamp as scan_line reads it; only classic stamps move the year rule */
-        if (!(text.n >= 5 && text.p[4] == '-')) {
+        /* The stamp as scan_line reads it; only classic stamps move the year rule, and only
+         * the first stamp of a month the rule has not met yet can change it (year_of): a line
+         * whose first three bytes are no month, or a month met already, is passed over. */
+        int mon = 0;
+        if (text.n >= 3 && !(text.n >= 5 && text.p[4] == '-')) {
+            static const char *months = "janfebmaraprmayjunjulaugsepoctnovdec";
+            char m3[3];
+            for (int j = 0; j < 3; j++) m3[j] = (char)(text.p[j] >= 'A' && text.p[j] <= 'Z' ? text.p[j] + 32 : text.p[j]);
+            for (int m = 0; m < 12 && !mon; m++) if (!memcmp(m3, months + 3 * m, 3)) mon = m + 1;
+        }
+        if (mon && !S->years[mon]) {
             Py_ssize_t colon = FIND(text, ": ");
             sv head = colon < 0 ? text : mk(text.p, colon);
             int64_t ts;
