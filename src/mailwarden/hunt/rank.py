@@ -82,9 +82,10 @@ def run_signal(con: duckdb.DuckDBPyConnection, signal: Signal, settings: HuntSet
     """The signal's rows (subject, value, first_seen, last_seen, extra numbers) as dicts.
 
     With ``threshold``, only rows that reach it come back (a busy MX has hundreds of
-    thousands of client IPs; only a few score). A peer-scaled signal raises the
-    threshold to peer_factor x the median subject, computed in the same query; the
-    median is returned with the rows.
+    thousands of client IPs; only a few score), and pass the signal's gate. A
+    peer-scaled signal raises the threshold to peer_factor x the median subject (of
+    every row, gated or not), computed in the same query; the median is returned with
+    the rows.
     """
     sql = signal.sql(settings)
     if threshold is None:
@@ -97,7 +98,7 @@ def run_signal(con: duckdb.DuckDBPyConnection, signal: Signal, settings: HuntSet
     cursor = con.execute(f"""
         SELECT * EXCLUDE (_peer), _peer AS _peer_median FROM (
             SELECT *, {peer} AS _peer FROM ({sql}))
-        WHERE value >= greatest({float(threshold)!r}, coalesce(_peer, 0))""")
+        WHERE value >= greatest({float(threshold)!r}, coalesce(_peer, 0)) AND ({signal.gate})""")
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     peer_median = None
@@ -128,7 +129,7 @@ def rank(con: duckdb.DuckDBPyConnection, ctx: Context, settings: HuntSettings) -
             if peer_median is not None:
                 row["peer_median"] = peer_median
             numbers = {"value": value, **row}
-            got = points(value, threshold, weight, settings.cap) if signal.gate(numbers) else 0.0
+            got = points(value, threshold, weight, settings.cap)
             if got <= 0:
                 continue
             key = (signal.kind, str(subject))

@@ -124,7 +124,7 @@ def _sessions(con: duckdb.DuckDBPyConnection, s: Suspect, limit: int) -> list[Se
         SELECT s.session_id, s.start_ts, s.client_ip, s.helo, s.auth_user,
                list(DISTINCT m.sender ORDER BY m.sender) FILTER (WHERE m.sender IS NOT NULL),
                coalesce(sum(m.n_rcpt), 0), any_value(x.outcome)
-        FROM hw_sessions s LEFT JOIN hw_msg_rcpt m USING (session_id)
+        FROM hw_sessions s LEFT JOIN hw_report_msgs m USING (session_id)
         LEFT JOIN sessions x USING (session_id)
         WHERE {where}
         GROUP BY ALL ORDER BY 7 DESC, s.start_ts LIMIT {int(limit)}
@@ -167,6 +167,10 @@ def _fill_transcripts(con: duckdb.DuckDBPyConnection, views: list[SessionView]) 
 def collect(con: duckdb.DuckDBPyConnection, result: HuntResult, *, top_sessions: int = 5) -> ReportData:
     """Gather timelines and top sessions for the highest-ranked suspects."""
     try:
+        # hw_msg_rcpt is a view (a join and an aggregate): materialise the columns the
+        # per-suspect session queries need once, not once per suspect.
+        con.execute("CREATE OR REPLACE TEMP TABLE hw_report_msgs AS "
+                    "SELECT session_id, sender, n_rcpt FROM hw_msg_rcpt")
         details = [SuspectDetail(s, _timeline(con, s), _sessions(con, s, top_sessions))
                    for s in result.suspects[:MAX_SUSPECTS_WITH_DETAIL]]
         _fill_transcripts(con, [v for d in details for v in d.sessions])

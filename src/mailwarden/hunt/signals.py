@@ -32,8 +32,10 @@ class Signal:
     description: str
     sql: Callable[[HuntSettings], str]
     describe: Callable[[dict[str, Any]], str]
-    # Rows that fail the gate (e.g. too few messages for a share to mean anything) score 0.
-    gate: Callable[[dict[str, Any]], bool] = lambda numbers: True
+    # A SQL condition on the query's columns: rows that fail it (e.g. too few messages
+    # for a share to mean anything) score 0. It is applied in the query (after the peer
+    # median), so a busy MX's thousands of such rows are never fetched.
+    gate: str = "TRUE"
     needs_geoip: bool = False
     # Volume signals are also measured against their peers: the threshold becomes
     # at least peer_factor x the median subject, so a busy site is not all suspects.
@@ -131,7 +133,7 @@ FAILED_SHARE = Signal(
                min(ts) AS first_seen, max(ts) AS last_seen
         FROM r GROUP BY auth_user""",
     lambda n: f"{n['value']:.0%} of recipients bounced or rejected ({n['failed']} of {n['total']})",
-    gate=lambda n: n["total"] >= MIN_RECIPIENTS_FOR_SHARE,
+    gate=f"total >= {MIN_RECIPIENTS_FOR_SHARE}",
 )
 
 
@@ -177,8 +179,10 @@ GUESSED_PASSWORD = Signal(
                 JOIN hw_ips fi ON fi.ip = fail.client_ip AND fi.network = oi.network
                 GROUP BY ok.user, ok.ts, ok.client_ip)
         SELECT user AS subject, max(failures)::DOUBLE AS value,
-               arg_max(client_ip, failures) AS login_ip, arg_max(ts, failures) AS login_ts,
-               arg_max(fail_ips, failures) AS fail_ips,
+               -- the worst login; of equals the first (arg_max would pick any, each its own)
+               first(client_ip ORDER BY failures DESC, ts, client_ip) AS login_ip,
+               first(ts ORDER BY failures DESC, ts, client_ip) AS login_ts,
+               first(fail_ips ORDER BY failures DESC, ts, client_ip) AS fail_ips,
                min(ts) AS first_seen, max(ts) AS last_seen
         FROM per_login GROUP BY user""",
     lambda n: f"{n['value']:.0f} failed AUTH from its network in the hour before it logged in "
@@ -190,7 +194,8 @@ RATE_BURST = Signal(
     lambda s: """
         WITH h AS (SELECT auth_user AS u, date_trunc('hour', ts) AS hour, count(*) AS n
                    FROM hw_msgs WHERE auth_user IS NOT NULL AND ts IS NOT NULL GROUP BY ALL),
-             peak AS (SELECT u, max(n) AS peak, arg_max(hour, n) AS peak_hour FROM h GROUP BY u),
+             peak AS (SELECT u, max(n) AS peak, first(hour ORDER BY n DESC, hour) AS peak_hour
+                      FROM h GROUP BY u),
              base AS (SELECT h.u, median(h.n) AS baseline, count(*) AS other_hours
                       FROM h JOIN peak p ON p.u = h.u AND h.hour <> p.peak_hour GROUP BY h.u)
         SELECT p.u AS subject, (p.peak / b.baseline)::DOUBLE AS value, p.peak,
@@ -199,7 +204,7 @@ RATE_BURST = Signal(
         FROM peak p JOIN base b ON b.u = p.u""",
     lambda n: f"{n['peak']} messages in the hour from {n['peak_hour']}, "
               f"{n['value']:.1f}x its median hour ({n['baseline']:.1f} over {n['other_hours']} other hours)",
-    gate=lambda n: n["peak"] >= MIN_MESSAGES_FOR_RATE,
+    gate=f"peak >= {MIN_MESSAGES_FOR_RATE}",
 )
 
 
@@ -219,7 +224,7 @@ OFF_HOURS = Signal(
                min(ts) AS first_seen, max(ts) AS last_seen
         FROM hw_msgs WHERE auth_user IS NOT NULL AND ts IS NOT NULL GROUP BY auth_user""",
     lambda n: f"{n['value']:.0%} of {n['messages']} messages sent off-hours ({n['hours']})",
-    gate=lambda n: n["messages"] >= MIN_MESSAGES_FOR_OFF_HOURS,
+    gate=f"messages >= {MIN_MESSAGES_FOR_OFF_HOURS}",
 )
 
 # The AUTH user is an address (alice@example.com) or a bare name (alice). A sender
@@ -311,7 +316,7 @@ SUSPICIOUS_HELO = Signal(
         FROM x GROUP BY client_ip HAVING sum(bad::INTEGER) > 0""",
     lambda n: f"{n['sessions_bad']} of {n['sessions']} unauthenticated sessions with a logged HELO said "
               f"{_examples(n['examples'])}",
-    gate=lambda n: n["sessions_bad"] >= MIN_SESSIONS_FOR_HELO,
+    gate=f"sessions_bad >= {MIN_SESSIONS_FOR_HELO}",
 )
 
 IP_AUTH_FAILURES = Signal(
@@ -337,10 +342,13 @@ AUTH_USERS = Signal(
 REJECTS = Signal(
     "rejects", CLIENT_IP, "commands the server refused",
     lambda s: """
-        SELECT client_ip AS subject, count(*)::DOUBLE AS value,
-               mode(regexp_extract(coalesce(reason, ''), '^[^;:]{0,80}')) AS top_reason,
-               min(ts) AS first_seen, max(ts) AS last_seen
-        FROM hw_rejects WHERE client_ip IS NOT NULL GROUP BY client_ip""",
+        WITH r AS (SELECT client_ip, regexp_extract(coalesce(reason, ''), '^[^;:]{0,80}') AS reason,
+                          count(*) AS n, min(ts) AS first_seen, max(ts) AS last_seen
+                   FROM hw_rejects WHERE client_ip IS NOT NULL GROUP BY ALL)
+        SELECT client_ip AS subject, sum(n)::DOUBLE AS value,
+               arg_min(reason, (-n, reason)) AS top_reason,  -- the most frequent; of equals the first
+               min(first_seen) AS first_seen, max(last_seen) AS last_seen
+        FROM r GROUP BY client_ip""",
     lambda n: f"{n['value']:.0f} refused commands (mostly: {n['top_reason'] or 'no reason logged'})",
     peer_scaled=True,
 )
