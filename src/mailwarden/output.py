@@ -81,7 +81,13 @@ def dumps(obj: Any, *, indent: int | None = 2) -> str:
 
 
 def emit_json(obj: Any, *, indent: int | None = 2) -> None:
-    """Write one JSON document to stdout (not through Rich: no markup, no wrapping)."""
+    """Write one JSON document to stdout (not through Rich: no markup, no wrapping).
+
+    Indented on a terminal; on one line when piped or redirected (a script reads it): the
+    stdlib's C encoder works only without indent, and the pure-Python one took 0.55 s of a
+    hunt's 2.6 MB document (`jq .` indents it again)."""
+    if not sys.stdout.isatty():
+        indent = None
     sys.stdout.write(dumps(obj, indent=indent))
     sys.stdout.write("\n")
     sys.stdout.flush()

@@ -104,8 +104,9 @@ def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: i
         def advance(what: str, done_bytes: int) -> None:
             bar.update(task, completed=done_bytes, description=what[:40])
 
+        # a throw-away index read by whole-table scans only: no look-up indexes
         summary = index_logs(db_path, paths, year=year, fmt=fmt or "auto", progress=advance,
-                             transcripts=transcripts)
+                             transcripts=transcripts, lookup_indexes=False)
     problems = [r.message if (r.message or "").startswith(r.path) else f"{r.path}: {r.message or r.status}"
                 for r in summary.sources if r.status == "failed"]
     if problems and len(problems) == len(summary.sources):

@@ -360,17 +360,23 @@ def _match_loaded(con: duckdb.DuckDBPyConnection, path: str, fp: Fingerprint) ->
 
 
 def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | None = None,
-               fmt: str = "auto", progress: ProgressFn | None = None, transcripts: bool = True) -> IndexSummary:
+               fmt: str = "auto", progress: ProgressFn | None = None, transcripts: bool = True,
+               lookup_indexes: bool = True) -> IndexSummary:
     """Load logs into the index at ``db_path`` (created if needed). Never raises for one bad file:
     its result says ``failed`` and why; raises IndexUnavailable when the database itself is unusable.
 
     ``transcripts=False`` (a hunt's throw-away index): Postfix logs keep no raw lines and no
-    ``session_lines``, so sessions have no transcript; every other table is the same."""
+    ``session_lines``, so sessions have no transcript; every other table is the same.
+    ``lookup_indexes=False`` (the same): no ART indexes on transactions (queue id, session),
+    which only point look-ups use; maintaining them took half of the transactions insert."""
     from mailwarden.logs.sources import STDIN, order_rotated
 
     started = time.perf_counter()
     summary = IndexSummary(db=str(db_path))
     con = connect(db_path)
+    if not lookup_indexes:
+        for name in ("transactions_queue", "transactions_session"):
+            con.execute(f"DROP INDEX IF EXISTS {name}")
     spill_dir = tempfile.mkdtemp(prefix="mailwarden-spill-")
     done_bytes = 0
     try:

@@ -468,3 +468,17 @@ def test_version_1_index_is_refused_unchanged(tmp_path):
         assert {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()} == {"meta", "lines"}
     finally:
         con.close()
+
+
+def test_throw_away_index_has_no_lookup_indexes(tmp_path):
+    # what `hunt LOG...` builds: the same rows, without the ART indexes of point look-ups
+    log = corpus_path("fail2ban", "postfix.log")
+    if not log.exists():
+        pytest.skip(f"{log} not present")
+    full, bare = tmp_path / "full.duckdb", tmp_path / "bare.duckdb"
+    index_logs(full, [str(log)])
+    index_logs(bare, [str(log)], lookup_indexes=False)
+    names = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'transactions' ORDER BY 1"
+    assert [r[0] for r in rows(full, names)] == ["transactions_queue", "transactions_session"]
+    assert rows(bare, names) == []
+    assert one(bare, "SELECT count(*) FROM transactions") == one(full, "SELECT count(*) FROM transactions") > 0
