@@ -432,3 +432,19 @@ def test_index_scans_big_files_in_two_halves(tmp_path, monkeypatch, generated_lo
         con.close()
     lines = generated_log.read_text().splitlines()
     assert texts == {(1, first): lines[first - 1], (1, last): lines[last - 1]}
+
+
+@pytest.mark.parametrize("damage", ["invalid-utf8", "crlf", "huge-line"])
+def test_halves_with_bad_bytes_in_the_second_half(tmp_path, monkeypatch, generated_log, damage):
+    # the second half's reader meets what needs the clean copy while the first still scans:
+    # both stop, the clean copy is loaded (in halves again), the rows equal the SQL path's
+    lines = generated_log.read_bytes().splitlines(keepends=True)
+    at = len(lines) * 3 // 4
+    bad = {"invalid-utf8": lines[at].replace(b"connect", b"conn\xff\xfeect", 1),
+           "crlf": lines[at].replace(b"\n", b"\r\n"),
+           "huge-line": b"Mar  1 10:00:00 mx postfix/cleanup[1]: " + b"x" * (5 << 20) + b"\n"}[damage]
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"".join(lines[:at]) + bad + b"".join(lines[at + 1:]))
+    compiled, sql = index_both(tmp_path, log, monkeypatch, slice_bytes=64 << 10, two_parts=True)
+    assert differences(compiled, sql) == {}
+    assert count(compiled, "SELECT lines FROM sources") == len(lines)
