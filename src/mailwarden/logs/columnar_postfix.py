@@ -810,22 +810,28 @@ STORE_PLAN = (("sessions", "side"), ("transactions", "main"), ("recipients", "si
               ("session_lines", "side"))
 
 
+# Tables built at once: the builders only read the scanner's state (each writes its own table),
+# and with one, the main connection waited for the transactions while the sessions were built.
+BUILD_THREADS = 2
+
+
 def store_finished(con: duckdb.DuckDBPyConnection, scanner, statements: dict[str, str], raw_lines, *,
                    transcripts: bool) -> None:
     """Store the scanner's finished tables, each as soon as it is built.
 
-    Three threads: one builds the tables in C (GIL released) one after another, and two
-    DuckDB connections store them (DuckDB writes a table mostly on one core), the main one
-    after the raw-line blocks. Building and storing took 4 + 3.5 s one after the other on
+    Builder threads make the tables in C (GIL released), and two DuckDB connections store
+    them (DuckDB writes a table mostly on one core), the main one after the raw-line blocks. Building and storing took 4 + 3.5 s one after the other on
     the 1 GiB bench log. The scanner's state is freed when every table is built.
     """
     plan = [(name, where) for name, where in STORE_PLAN if transcripts or name != "session_lines"]
     side = con.cursor()
-    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-pfbuild")
+    builder = ThreadPoolExecutor(max_workers=BUILD_THREADS, thread_name_prefix="mw-pfbuild")
     storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index")
     try:
         built = {name: builder.submit(scanner.finish_table, name) for name, _ in plan}
-        freed = builder.submit(scanner.finish_end)
+        builds = list(built.values())
+        # queued last, so it runs when every build has started: the state is freed once they end
+        freed = builder.submit(lambda: [f.result() for f in builds] and scanner.finish_end())
 
         def store(c: duckdb.DuckDBPyConnection, name: str) -> None:
             view = SCANNER_TABLES[name]
