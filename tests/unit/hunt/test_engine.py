@@ -30,6 +30,24 @@ def test_countries_are_scored_when_a_lookup_is_given():
     assert not alice or alice[0].signal("countries") is None
 
 
+def test_only_account_ips_are_looked_up():
+    # the same countries, from look-ups of the IPs AUTH users came from only
+    asked: list[str] = []
+
+    def lookup(ip):
+        asked.append(ip)
+        return COUNTRY.get(ip)
+
+    with hunt_source([LOG], None, year=2026, show_progress=False) as src:
+        result, _ctx = run_hunt(src.con, site=SiteConfig(), settings=HuntSettings(), country_of=lookup)
+        all_ips = {ip for (ip,) in src.con.execute("SELECT DISTINCT client_ip FROM sessions "
+                                                   "WHERE client_ip IS NOT NULL").fetchall()}
+    carol = next(s for s in result.suspects if s.name == "carol@example.com")
+    assert carol.signal("countries").numbers["examples"] == ["BR", "DE", "NG", "VN"]
+    assert set(COUNTRY) - {"192.0.2.10", "192.0.2.44"} <= set(asked)
+    assert len(set(asked)) == len(asked) and set(asked) < all_ips   # once each, and not every client
+
+
 def test_without_geoip_the_result_says_so():
     with hunt_source([LOG], None, year=2026, show_progress=False) as src:
         result, ctx = run_hunt(src.con, site=SiteConfig(), settings=HuntSettings())
