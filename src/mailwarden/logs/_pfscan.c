@@ -294,20 +294,19 @@ static int digits(const char *p, Py_ssize_t n, Py_ssize_t *i, int min, int max, 
     return 1;
 }
 
+/* The month (1-12) a stamp begins with ("Mar", any case), 0 if none; s.n >= 3. */
+static int month_of(sv s) {
+    static const char *months = "janfebmaraprmayjunjulaugsepoctnovdec";
+    char m3[3];
+    for (int j = 0; j < 3; j++) m3[j] = (char)(s.p[j] >= 'A' && s.p[j] <= 'Z' ? s.p[j] + 32 : s.p[j]);
+    for (int m = 0; m < 12; m++) if (!memcmp(m3, months + 3 * m, 3)) return m + 1;
+    return 0;
+}
+
 /* "Mmm dd HH:MM:SS" in year 2000 (a leap year: Feb 29 parses), as strptime('%Y %b %d %H:%M:%S'). */
 static int parse_classic(sv s, int64_t *us) {
-    static const char *months = "janfebmaraprmayjunjulaugsepoctnovdec";
     if (s.n < 3) return 0;
-    int mon = 0;
-    for (int m = 0; m < 12; m++) {
-        int ok = 1;
-        for (int j = 0; j < 3; j++) {
-            char ch = s.p[j];
-            if (ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
-            if (ch != months[m * 3 + j]) { ok = 0; break; }
-        }
-        if (ok) { mon = m + 1; break; }
-    }
+    int mon = month_of(s);
     if (!mon) return 0;
     Py_ssize_t i = 3;
     int day, hh, mm, ss;
@@ -1091,13 +1090,7 @@ static PyObject *Scanner_skip(Scanner *S, PyObject *args) {
         /* The stamp as scan_line reads it; only classic stamps move the year rule, and only
          * the first stamp of a month the rule has not met yet can change it (year_of): a line
          * whose first three bytes are no month, or a month met already, is passed over. */
-        int mon = 0;
-        if (text.n >= 3 && !(text.n >= 5 && text.p[4] == '-')) {
-            static const char *months = "janfebmaraprmayjunjulaugsepoctnovdec";
-            char m3[3];
-            for (int j = 0; j < 3; j++) m3[j] = (char)(text.p[j] >= 'A' && text.p[j] <= 'Z' ? text.p[j] + 32 : text.p[j]);
-            for (int m = 0; m < 12 && !mon; m++) if (!memcmp(m3, months + 3 * m, 3)) mon = m + 1;
-        }
+        int mon = text.n >= 3 && !(text.n >= 5 && text.p[4] == '-') ? month_of(text) : 0;
         if (mon && !S->years[mon]) {
             Py_ssize_t colon = FIND(text, ": ");
             sv head = colon < 0 ? text : mk(text.p, colon);
@@ -1535,10 +1528,11 @@ static int build_transactions(Scanner *S, table *txn) {
     return 0;
 }
 
-/* by (session_id NULLS LAST, lineno), the order the index keeps */
+/* by (session_id NULLS LAST, lineno), the order the index keeps; ref: the reject's index k
+ * when it has a session, -1 - k when not */
 static int cmp_reject_key(const void *a, const void *b) {
-    const recip_key *x = a, *y = b;   /* ref: 0 no session, 1 a session */
-    if (x->ref != y->ref) return x->ref ? -1 : 1;
+    const recip_key *x = a, *y = b;
+    if ((x->ref < 0) != (y->ref < 0)) return x->ref < 0 ? 1 : -1;
     if (x->session_id != y->session_id) return x->session_id < y->session_id ? -1 : 1;
     return (x->lineno > y->lineno) - (x->lineno < y->lineno);
 }
@@ -1551,21 +1545,14 @@ static int build_rejects(Scanner *S, table *rej) {
     for (Py_ssize_t k = 0; k < nr; k++) {
         int64_t session_id;
         int has_session = reject_session_id(S, &rl[k], &session_id);
-        /* lineno is unique, and the line's index follows from it: k is found again below */
-        keys[k] = (recip_key){session_id, rl[k].lineno, has_session};
+        keys[k] = (recip_key){session_id, rl[k].lineno, has_session ? k : -1 - k};
     }
-    /* rejects were recorded in file order: lineno -> index by binary search after the sort */
     qsort(keys, (size_t)nr, sizeof(recip_key), cmp_reject_key);
     for (Py_ssize_t q = 0; q < nr; q++) {
-        Py_ssize_t lo = 0, hi = nr - 1;
-        while (lo < hi) {
-            Py_ssize_t mid = (lo + hi) / 2;
-            if (rl[mid].lineno < keys[q].lineno) lo = mid + 1; else hi = mid;
-        }
-        const reject_line *r = &rl[lo];
+        int has_session = keys[q].ref >= 0;
+        const reject_line *r = &rl[has_session ? keys[q].ref : -1 - keys[q].ref];
         column *c = rej->cols;
         int64_t session_id = keys[q].session_id;
-        int has_session = (int)keys[q].ref;
         if (col_i64(&c[0], session_id, has_session) < 0 || col_i64(&c[1], r->ts, r->ts_ok) < 0
             || col_str(&c[2], got(S, r->client_ip)) < 0 || col_str(&c[3], got(S, r->client_name)) < 0
             || col_str(&c[4], got(S, r->stage)) < 0 || col_str(&c[5], got(S, r->action)) < 0

@@ -654,12 +654,7 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     created: set[str] = set()
 
     def store(name: str, tables: dict) -> None:
-        con.register("pf_arrow", _arrow_table(tables["auth"]))
-        try:
-            con.execute(f"INSERT INTO {name} SELECT * FROM pf_arrow" if name in created
-                        else f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM pf_arrow")
-        finally:
-            con.unregister("pf_arrow")
+        _store_auth(con, name, tables, create=name not in created)
         created.add(name)
 
     # Reader threads read and scan (the scanner releases the GIL); this one stores the AUTH
@@ -717,6 +712,16 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     return scanner
 
 
+def _store_auth(con: duckdb.DuckDBPyConnection, name: str, tables: dict, *, create: bool) -> None:
+    """The AUTH rows of one scanned slice into the temp table ``name`` (made by the first)."""
+    con.register("pf_arrow", _arrow_table(tables["auth"]))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM pf_arrow" if create
+                    else f"INSERT INTO {name} SELECT * FROM pf_arrow")
+    finally:
+        con.unregister("pf_arrow")
+
+
 def _skip(scanner, path: str, cut: int) -> int:
     """Let the second half's scanner skip the first half (a plain file), mapped rather than read:
     no copy, nothing zeroed. Returns the number of lines skipped."""
@@ -733,12 +738,7 @@ def _merge_later(con: duckdb.DuckDBPyConnection, path: str, compression: str, sc
     renamed = scanner.merge(later)
     if renamed is None:  # not exactly mergeable: the first scanner reads the second half too
         for data in _slices(path, compression, cut, None):
-            tables = scanner.scan(data)[2]
-            con.register("pf_arrow", _arrow_table(tables["auth"]))
-            try:
-                con.execute("INSERT INTO pf_auth SELECT * FROM pf_arrow")
-            finally:
-                con.unregister("pf_arrow")
+            _store_auth(con, "pf_auth", scanner.scan(data)[2], create=False)
     elif later_auth:
         import pyarrow as pa
 
