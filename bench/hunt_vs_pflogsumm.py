@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import count_lines, cpu_model
+from benchlib import count_lines, cpu_model, mailwarden_command
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_LOG = HERE / "out" / "postfix-1g.log"
@@ -66,7 +66,7 @@ def main() -> int:
                "--out", str(args.log)]
         print(f"generating: {shlex.join(gen)}", flush=True)
         subprocess.run(gen, check=True)
-    mailwarden = shutil.which("mailwarden") or "mailwarden"
+    mailwarden = mailwarden_command()
     size = args.log.stat().st_size
     lines = count_lines(args.log)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), "

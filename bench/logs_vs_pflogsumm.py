@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import count_lines, cpu_model
+from benchlib import count_lines, cpu_model, mailwarden_command
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -89,7 +89,7 @@ def main() -> int:
 
     for suffix in ("", ".wal"):
         Path(str(args.db) + suffix).unlink(missing_ok=True)
-    mw = shutil.which("mailwarden") or "mailwarden"
+    mw = mailwarden_command()
     index_cmd = [mw, "logs", "index", str(args.log), "--db", str(args.db), "--json"]
     print(f"\n[{load()}]\n$ {shlex.join(index_cmd)}   (fresh database)", flush=True)
     m_wall, m_rss, _ = timed(index_cmd)

@@ -123,10 +123,12 @@ def hunt(
         raise ConfigError("--exec, --from-start and --max-alerts go with --follow")
     from mailwarden.hunt.engine import run_hunt
     from mailwarden.hunt.source import hunt_source
+    from mailwarden.hunt.tables import COLUMNS_READ
 
     site, settings = _settings(config, local_domains, trusted_nets, geoip)
-    # a hunt shows no transcripts: a temporary index need not keep the raw lines
-    with hunt_source(logs, db, fmt=fmt, year=year, show_progress=not quiet, transcripts=False) as src:
+    # a hunt shows no transcripts and reads few columns: a temporary index holds no more
+    with hunt_source(logs, db, fmt=fmt, year=year, show_progress=not quiet, transcripts=False,
+                     columns=COLUMNS_READ) as src:
         result, _ = run_hunt(src.con, site=site, settings=settings,
                              window=_window(src.con, since, until, last), inputs=src.inputs, db=src.db)
         result.notes += [f"not loaded: {p}" for p in src.problems]

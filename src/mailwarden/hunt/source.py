@@ -14,7 +14,7 @@ import datetime as dt
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +63,13 @@ class Loaded:
 
 @contextlib.contextmanager
 def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fmt: str | None = None,
-                year: int | None = None, show_progress: bool = True, transcripts: bool = True) -> Iterator[Loaded]:
+                year: int | None = None, show_progress: bool = True, transcripts: bool = True,
+                columns: Mapping[str, Collection[str]] | None = None) -> Iterator[Loaded]:
     """``--db FILE`` opened read-only, or LOG files loaded into a temporary index.
 
     ``transcripts=False``: the temporary index keeps no raw lines (no session transcripts),
-    which a hunt does not show and which cost a tenth of the load.
+    which a hunt does not show and which cost a tenth of the load. ``columns``: only these
+    are filled in it (`logs.index.index_logs`).
     """
     if db is not None and logs:
         raise ConfigError("give LOG files or --db FILE, not both")
@@ -80,7 +82,7 @@ def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fm
         return
     with tempfile.TemporaryDirectory(prefix="mailwarden-hunt-") as tmp:
         loaded = load_logs(list(logs or []), os.path.join(tmp, "hunt.duckdb"), fmt=fmt, year=year,
-                           show_progress=show_progress, transcripts=transcripts)
+                           show_progress=show_progress, transcripts=transcripts, columns=columns)
         try:
             yield loaded
         finally:
@@ -88,7 +90,8 @@ def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fm
 
 
 def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: int | None = None,
-              show_progress: bool = True, transcripts: bool = True) -> Loaded:
+              show_progress: bool = True, transcripts: bool = True,
+              columns: Mapping[str, Collection[str]] | None = None) -> Loaded:
     """Load LOG files with the index loader (``logs index``) into ``db_path`` and open it."""
     if not paths:
         raise ConfigError("give LOG files to read, or --db FILE")
@@ -106,7 +109,7 @@ def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: i
 
         # a throw-away index read by whole-table scans only: no look-up indexes
         summary = index_logs(db_path, paths, year=year, fmt=fmt or "auto", progress=advance,
-                             transcripts=transcripts, lookup_indexes=False)
+                             transcripts=transcripts, lookup_indexes=False, columns=columns)
     problems = [r.message if (r.message or "").startswith(r.path) else f"{r.path}: {r.message or r.status}"
                 for r in summary.sources if r.status == "failed"]
     if problems and len(problems) == len(summary.sources):

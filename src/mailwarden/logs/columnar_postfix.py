@@ -37,7 +37,7 @@ import datetime as dt
 import os
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from queue import Empty, Queue
 
@@ -468,69 +468,70 @@ def sql_intermediates(con: duckdb.DuckDBPyConnection, ts: str) -> None:
     """)
 
 
-def store_statements(source_id: int, source: str, *, in_order: bool) -> dict[str, str]:
+def index_columns(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
+    """{table: its columns} of the index's tables (fewer in an index narrowed by index_logs)."""
+    have: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                                     "WHERE database_name = current_database() AND schema_name = 'main'").fetchall():
+        have.setdefault(table, set()).add(column)
+    return {table: frozenset(columns) for table, columns in have.items()}
+
+
+# What store_statements stores: the index table, the intermediate table it comes from, its
+# order (when the rows are not in order yet) and (index column, SELECT expression) pairs; a
+# bare name is both. {sid} and {src} stand for the source's id and path.
+_STORED: dict[str, tuple[str, str, str, tuple]] = {
+    "sessions": ("sessions", "pf_sessions", "session_id", (
+        "session_id", ("source_id", "{sid}"), ("dialect", "'postfix'"), ("source", "{src}"), "kind", "start_ts",
+        "end_ts", ("ts_is_local", "ts_is_local::BOOLEAN"), "host", "service", "pid", "client_ip", "client_port",
+        "client_name", "helo", "server_ip", "server_port", ("tls", "tls::BOOLEAN"), "tls_info", "auth_user",
+        "auth_method", "auth_failures", "local_user", ("trusted", "NULL"), "outcome", "commands",
+        "first_lineno", "last_lineno", "n_lines", ("defects", "NULL"))),
+    "recipients": ("recipients", "pf_recip", "session_id, lineno", (
+        "session_id", ("source_id", "{sid}"), "txn_id", "queue_id", "address", "orig_address", "status", "relay",
+        "dsn", "detail", "ts", "lineno")),
+    # Which lines make each session's transcript.
+    "session_lines": ("session_lines", "pf_sl", "session_id, lineno", ("session_id", ("source_id", "{sid}"), "lineno")),
+    "transactions": ("transactions", "pf_txn", "message_id, txn_id", (
+        "session_id", ("source_id", "{sid}"), "txn_id", "queue_id", "message_id", "sender", "size",
+        ("accepted", "accepted::BOOLEAN"), "reject_reason", "subject", "start_ts", "end_ts", "spam_score",
+        "spam_threshold", "nrcpt", ("removed", "removed::BOOLEAN"))),
+    # AUTH rows come slice by slice (both paths): always sorted here.
+    "auth": ("auth_events", "pf_auth", "session_id, lineno", (
+        "session_id", ("source_id", "{sid}"), "ts", "client_ip", "user", "method",
+        ("ok", "ok::BOOLEAN"), "reason", "lineno")),
+    "rejects": ("rejects", "pf_rejects", "session_id, lineno", (
+        "session_id", ("source_id", "{sid}"), "ts", "client_ip", "client_name", "stage", "action", "queue_id",
+        "code", "dsn", "reason", "sender", "recipient", "helo", "proto", "lineno")),
+}
+
+
+def store_statements(source_id: int, source: str, *, in_order: bool,
+                     have: Mapping[str, Collection[str]] | None = None) -> dict[str, str]:
     """The INSERT of each index table from its intermediate table (pf_sessions, pf_txn, ...).
 
     ``in_order``: the rows are already in the order the index keeps (the compiled path sorts
     them: sessions, recipients, rejects and transcript lines by session, transactions by Message-ID),
-    so they are stored as they are instead of sorted again.
+    so they are stored as they are instead of sorted again. ``have``: {table: its columns} of
+    an index narrowed by ``index_logs(columns=...)``; the missing columns are not stored.
     """
-    src = source.replace("'", "''")
-    sid = int(source_id)
-
-    def order(by: str) -> str:
-        return "" if in_order else f"ORDER BY {by}"
-
-    return {
-        "sessions": f"""
-        INSERT INTO sessions (session_id, source_id, dialect, source, kind, start_ts, end_ts, ts_is_local,
-            host, service, pid, client_ip, client_port, client_name, helo, server_ip, server_port,
-            tls, tls_info, auth_user, auth_method, auth_failures, local_user, trusted, outcome, commands,
-            first_lineno, last_lineno, n_lines, defects)
-        SELECT session_id, {sid}, 'postfix', '{src}', kind, start_ts, end_ts, ts_is_local::BOOLEAN,
-               host, service, pid, client_ip, client_port, client_name, helo, server_ip, server_port,
-               tls::BOOLEAN, tls_info, auth_user, auth_method, auth_failures, local_user, NULL, outcome, commands,
-               first_lineno, last_lineno, n_lines, NULL
-        FROM pf_sessions {order("1")}
-        """,
-        "recipients": f"""
-        INSERT INTO recipients (session_id, source_id, txn_id, queue_id, address, orig_address, status, relay,
-            dsn, detail, ts, lineno)
-        SELECT session_id, {sid}, txn_id, queue_id, address, orig_address, status, relay, dsn, detail, ts, lineno
-        FROM pf_recip {order("session_id, lineno")}
-        """,
-        # Which lines make each session's transcript.
-        "session_lines": f"""
-        INSERT INTO session_lines (session_id, source_id, lineno)
-        SELECT session_id, {sid}, lineno FROM pf_sl {order("1, 2")}
-        """,
-        "transactions": f"""
-        INSERT INTO transactions (session_id, source_id, txn_id, queue_id, message_id, sender, size, accepted,
-            reject_reason, subject, start_ts, end_ts, spam_score, spam_threshold, nrcpt, removed)
-        SELECT session_id, {sid}, txn_id, queue_id, message_id, sender, size, accepted::BOOLEAN,
-               reject_reason, subject, start_ts, end_ts, spam_score, spam_threshold, nrcpt, removed::BOOLEAN
-        FROM pf_txn {order("message_id, txn_id")}
-        """,
-        # AUTH rows come slice by slice (both paths): sorted here.
-        "auth": f"""
-        INSERT INTO auth_events (session_id, source_id, ts, client_ip, user, method, ok, reason, lineno)
-        SELECT session_id, {sid}, ts, client_ip, user, method, ok::BOOLEAN, reason, lineno
-        FROM pf_auth ORDER BY session_id, lineno
-        """,
-        "rejects": f"""
-        INSERT INTO rejects (session_id, source_id, ts, client_ip, client_name, stage, action, queue_id, code,
-            dsn, reason, sender, recipient, helo, proto, lineno)
-        SELECT session_id, {sid}, ts, client_ip, client_name, stage, action, queue_id, code, dsn, reason,
-               sender, recipient, helo, proto, lineno
-        FROM pf_rejects {order("session_id, lineno")}
-        """,
-    }
+    values = {"sid": str(int(source_id)), "src": "'" + source.replace("'", "''") + "'"}
+    statements = {}
+    for name, (table, intermediate, order, spec) in _STORED.items():
+        pairs = [(c, c) if isinstance(c, str) else c for c in spec]
+        if have is not None and table in have:
+            pairs = [(c, e) for c, e in pairs if c in have[table]]
+        columns = ", ".join(c for c, _ in pairs)
+        exprs = ", ".join(e.format(**values) if "{" in e else e for _, e in pairs)
+        ordered = f"ORDER BY {order}" if name == "auth" or not in_order else ""
+        statements[name] = f"INSERT INTO {table} ({columns}) SELECT {exprs} FROM {intermediate} {ordered}"
+    return statements
 
 
 def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *,
-                  transcripts: bool = True) -> None:
+                  transcripts: bool = True, have: Mapping[str, Collection[str]] | None = None) -> None:
     """Fill the index tables from the intermediate tables of the SQL path, one after another."""
-    statements = store_statements(source_id, source, in_order=False)
+    statements = store_statements(source_id, source, in_order=False, have=have)
     for name in ("sessions", "recipients", "session_lines", "transactions", "auth", "rejects"):
         if name != "session_lines" or transcripts:
             con.execute(statements[name])
@@ -633,7 +634,7 @@ SliceFn = Callable[[int, int, bytearray], None]
 
 def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, first_year: int | None,
               anchor: dt.date | None, compression: str = "none", on_slice: SliceFn | None = None,
-              cut: int | None = None):
+              cut: int | None = None, transcripts: bool = True):
     """Feed the file to the compiled scanner, one slice of text in memory at a time.
 
     With ``cut`` (see `split_point`), two threads scan the halves side by side: the second
@@ -642,12 +643,13 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     the second half is scanned again by the first scanner. The AUTH events go to ``pf_auth``
     slice by slice; everything else waits in the scanner until it is finished (see
     `load_file`). ``on_slice(part, first_lineno, data)`` gets every slice, in file order
-    within its part. Returns the scanner.
+    within its part. ``transcripts=False``: the scanner keeps no session_lines. Returns the scanner.
     """
     anchor = anchor or dt.date.today()
 
     def new_scanner():
-        return _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month)
+        return _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month,
+                               transcripts=transcripts)
 
     scanners = [new_scanner()] if cut is None else [new_scanner(), new_scanner()]
     auth_tables = ["pf_auth", "pf_auth_later"]
@@ -764,7 +766,9 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
 
     The caller owns the transaction (a failed load leaves nothing behind). ``transcripts=False``:
     no raw lines (``line_blocks``) and no ``session_lines`` (a hunt's throw-away index).
+    Only the columns the index's tables have are built and stored (see index_logs' columns).
     """
+    have = index_columns(con)
     if _pfscan is None or not fits_in_memory(csv_path, compression):
         try:
             with _line_writer(con, source_id, transcripts) as raw_lines:
@@ -772,7 +776,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
                 for data in _slices(csv_path, compression):
                     raw_lines.add(data)
             con.execute("RESET preserve_insertion_order")
-            finish_tables(con, source_id, source, transcripts=transcripts)
+            finish_tables(con, source_id, source, transcripts=transcripts, have=have)
             return counts
         finally:
             con.execute("RESET preserve_insertion_order")
@@ -791,13 +795,13 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
         try:
             scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
                                 compression=compression, on_slice=on_slice,
-                                cut=split_point(csv_path, compression))
+                                cut=split_point(csv_path, compression), transcripts=transcripts)
         except BaseException:
             raw_lines.abort()
             raise
         counts = scanner.finish_begin()
-        store_finished(con, scanner, store_statements(source_id, source, in_order=True), raw_lines,
-                       transcripts=transcripts)
+        store_finished(con, scanner, store_statements(source_id, source, in_order=True, have=have), raw_lines,
+                       transcripts=transcripts, have=have)
         return counts
     finally:
         drop_temp(con)
@@ -816,7 +820,7 @@ BUILD_THREADS = 2
 
 
 def store_finished(con: duckdb.DuckDBPyConnection, scanner, statements: dict[str, str], raw_lines, *,
-                   transcripts: bool) -> None:
+                   transcripts: bool, have: Mapping[str, Collection[str]] | None = None) -> None:
     """Store the scanner's finished tables, each as soon as it is built.
 
     Builder threads make the tables in C (GIL released), and two DuckDB connections store
@@ -828,7 +832,9 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, statements: dict[str
     builder = ThreadPoolExecutor(max_workers=BUILD_THREADS, thread_name_prefix="mw-pfbuild")
     storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index")
     try:
-        built = {name: builder.submit(scanner.finish_table, name) for name, _ in plan}
+        # only the columns the index table has (all but in a hunt's throw-away index)
+        have = have or {}
+        built = {name: builder.submit(scanner.finish_table, name, have.get(name)) for name, _ in plan}
         builds = list(built.values())
         # queued last, so it runs when every build has started: the state is freed once they end
         freed = builder.submit(lambda: [f.result() for f in builds] and scanner.finish_end())

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -361,25 +361,30 @@ def _match_loaded(con: duckdb.DuckDBPyConnection, path: str, fp: Fingerprint) ->
 
 def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | None = None,
                fmt: str = "auto", progress: ProgressFn | None = None, transcripts: bool = True,
-               lookup_indexes: bool = True) -> IndexSummary:
+               lookup_indexes: bool = True, columns: Mapping[str, Collection[str]] | None = None) -> IndexSummary:
     """Load logs into the index at ``db_path`` (created if needed). Never raises for one bad file:
     its result says ``failed`` and why; raises IndexUnavailable when the database itself is unusable.
 
     ``transcripts=False`` (a hunt's throw-away index): Postfix logs keep no raw lines and no
     ``session_lines``, so sessions have no transcript; every other table is the same.
     ``lookup_indexes=False`` (the same): no ART indexes on transactions (queue id, session),
-    which only point look-ups use; maintaining them took half of the transactions insert."""
+    which only point look-ups use; maintaining them took half of the transactions insert.
+    ``columns`` (the same, for a new index only): {table: names} of the columns to keep; the
+    tables named lose every other column but source_id, so nothing is built or stored for them
+    (a query of a dropped column fails to bind, never reads NULLs that were not logged)."""
     from mailwarden.logs.sources import STDIN, order_rotated
 
     started = time.perf_counter()
     summary = IndexSummary(db=str(db_path))
     con = connect(db_path)
-    if not lookup_indexes:
-        for name in ("transactions_queue", "transactions_session"):
-            con.execute(f"DROP INDEX IF EXISTS {name}")
     spill_dir = tempfile.mkdtemp(prefix="mailwarden-spill-")
     done_bytes = 0
     try:
+        if not lookup_indexes:
+            for name in ("transactions_queue", "transactions_session"):
+                con.execute(f"DROP INDEX IF EXISTS {name}")
+        if columns:
+            _narrow(con, str(db_path), columns)
         _limit_memory(con, spill_dir)
         for path in order_rotated([str(p) for p in paths]):
             result = SourceResult(path=path, status="failed")
@@ -410,7 +415,8 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
                         result.status, result.message = "skipped", f"already loaded as {old_path}"
                     continue
                 result.status = _load_one(con, path_for_read, result, fp, year=year, fmt=fmt, transcripts=transcripts,
-                                          tmpdir=tmpdir, replace_id=old_id if verdict == "grew" else None,
+                                          tmpdir=tmpdir,
+                                          replace_id=old_id if verdict == "grew" else None,
                                           progress=progress, done_bytes=done_bytes)
             except MailwardenError as exc:
                 result.status, result.message = "failed", str(exc)
@@ -428,6 +434,20 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
         shutil.rmtree(spill_dir, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _narrow(con: duckdb.DuckDBPyConnection, path: str, columns: Mapping[str, Collection[str]]) -> None:
+    """Drop every column of the named tables but ``columns[table]`` and source_id (which
+    loading and reloading need). Only a new, empty index: the columns' data would be lost."""
+    (loaded,) = con.execute("SELECT count(*) FROM sources").fetchone()
+    if loaded:
+        raise ValueError(f"{path}: index_logs(columns=...) narrows only a new index")
+    for table, keep in columns.items():
+        for (column,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                                     "AND schema_name = 'main' AND database_name = current_database()",
+                                     [table]).fetchall():
+            if column not in keep and column != "source_id":
+                con.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
 
 
 def _limit_memory(con: duckdb.DuckDBPyConnection, spill_dir: str) -> None:
@@ -623,13 +643,14 @@ def _insert_sessions(con, pa, sessions: list[Session], source_id: int, source: s
                     dsn=None, reason=txn.reject_reason, sender=txn.sender,
                     recipient=txn.recipients[0].address if txn.recipients else None, helo=session.helo,
                     proto=None, lineno=txn.lines[0].lineno if txn.lines else first)
+    have = columnar_postfix.index_columns(con)  # fewer in a narrowed index (index_logs' columns)
     for table, columns in cols.items():
         if not columns:
             continue
-        arrow = pa.table(columns)
+        arrow = pa.table({name: values for name, values in columns.items() if name in have[table]})
         con.register("mw_batch", arrow)
         try:
-            names = ", ".join(columns)
+            names = ", ".join(arrow.column_names)
             con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM mw_batch").fetchall()
         finally:
             con.unregister("mw_batch")

@@ -82,3 +82,43 @@ def test_time_parsing():
     for bad in ("", "10", "1y", "9" * 30):
         with pytest.raises(ConfigError):
             parse_duration(bad)
+
+
+
+@pytest.mark.parametrize("loader", ["compiled", "sql"])
+def test_a_hunt_from_logs_keeps_only_the_columns_it_reads(tmp_path, monkeypatch, loader):
+    # `hunt LOG` narrows its throw-away index to tables.COLUMNS_READ: the kept columns hold what
+    # a full load holds, the others are gone (a hunt query of one would fail to bind, and every
+    # hunt-from-LOG test would fail with it)
+    import duckdb
+
+    from mailwarden.hunt.tables import COLUMNS_READ
+    from mailwarden.logs import columnar_postfix
+    from mailwarden.logs.index import index_logs
+
+    if loader == "sql":  # the loader without the C extension
+        monkeypatch.setattr(columnar_postfix, "_pfscan", None)
+    full, narrow = tmp_path / "full.duckdb", tmp_path / "narrow.duckdb"
+    index_logs(full, [LOG], year=2026)
+    summary = index_logs(narrow, [LOG], year=2026, transcripts=False, lookup_indexes=False, columns=COLUMNS_READ)
+    assert [s.status for s in summary.sources] == ["loaded"]
+    with duckdb.connect(str(full), read_only=True) as f, duckdb.connect(str(narrow), read_only=True) as n:
+        for table, names in COLUMNS_READ.items():
+            have = {c for (c,) in n.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+                                            [table]).fetchall()}
+            assert have == {*names, "source_id"}, table
+            cols = ", ".join(f'"{c}"' for c in sorted(have))
+            sql = f"SELECT {cols} FROM {table} ORDER BY ALL"
+            assert n.execute(sql).fetchall() == f.execute(sql).fetchall(), table
+        assert n.execute("SELECT count(*) FROM sessions").fetchone()[0] > 20
+
+
+def test_only_a_new_index_is_narrowed(tmp_path):
+    from mailwarden.hunt.tables import COLUMNS_READ
+    from mailwarden.logs.index import index_logs
+
+    db = tmp_path / "idx.duckdb"
+    index_logs(db, [LOG], year=2026)
+    with pytest.raises(ValueError, match="narrows only a new index"):
+        index_logs(db, [LOG], year=2026, columns=COLUMNS_READ)
+    assert index_logs(db, [LOG], year=2026).sources[0].status == "skipped"  # nothing was dropped

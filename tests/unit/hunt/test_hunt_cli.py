@@ -131,6 +131,11 @@ def test_from_the_index_matches_from_scratch(run_cli, tmp_path, hunted):
     assert [(s["name"], s["score"]) for s in answer["suspects"]] == \
            [(s["name"], s["score"]) for s in hunted["suspects"]]
     assert answer["db"] == str(db)
+    # The whole answer, evidence included: a hunt from LOG files fills only the columns the
+    # hunt reads (hunt.tables.COLUMNS_READ), and one it reads but misses would differ here.
+    assert answer["suspects"] == hunted["suspects"]
+    for key in ("sessions", "messages", "first_ts", "last_ts", "over_alarm"):
+        assert answer[key] == hunted[key], key
 
 
 def test_rich_view(run_cli):

@@ -448,3 +448,52 @@ def test_halves_with_bad_bytes_in_the_second_half(tmp_path, monkeypatch, generat
     compiled, sql = index_both(tmp_path, log, monkeypatch, slice_bytes=64 << 10, two_parts=True)
     assert differences(compiled, sql) == {}
     assert count(compiled, "SELECT lines FROM sources") == len(lines)
+
+
+def test_finish_table_builds_only_the_columns_asked_for(generated_log):
+    # a hunt's narrowed index asks for a few columns: the same values, the others left out
+    data = generated_log.read_bytes()[: 4 << 20]
+    data = data[: data.rfind(b"\n") + 1]
+    whole, _counts, _auth = scan_whole(data)
+    scanner = Scanner(10**12, 0, 2026, 3, transcripts=False)
+    scanner.scan(data)
+    scanner.finish_begin()
+    wanted = {"sessions": ("session_id", "kind", "helo", "auth_user", "start_ts"),
+              "recipients": ("txn_id", "address", "status"), "transactions": ("txn_id", "sender", "nrcpt")}
+    try:
+        for name, columns in wanted.items():
+            rows = _rows(scanner.finish_table(name, frozenset(columns) | {"not-a-column"}))
+            assert rows and set(rows[0]) == set(columns)
+            assert rows == [{c: row[c] for c in columns} for row in whole[name]], name
+        assert _rows(scanner.finish_table("session_lines")) == []   # no transcripts kept
+        assert whole["session_lines"]
+    finally:
+        scanner.finish_end()
+
+
+def test_halves_without_transcripts_merge_to_the_same_rows(generated_log):
+    data = generated_log.read_bytes()[: 2 << 20]
+    data = data[: data.rfind(b"\n") + 1]
+    cut = data.index(b"\n", len(data) // 2) + 1
+    whole, counts, _auth = scan_whole(data)
+    first, later = Scanner(10**12, 0, 2026, 3, transcripts=False), Scanner(10**12, 0, 2026, 3, transcripts=False)
+    first.scan(data[:cut])
+    later.skip(data[:cut])
+    later.scan(data[cut:])
+    assert first.merge(later) is not None
+    tables, bare_counts = first.finish()
+    assert bare_counts == counts
+    for name in ("sessions", "transactions", "recipients", "rejects"):
+        assert _rows(tables[name]) == whole[name], name
+    assert _rows(tables["session_lines"]) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=600).map(lambda b: b.replace(b"\x00", b"\n")),
+       start=st.integers(-5, 700), stop=st.integers(-5, 700))
+def test_count_lines_is_bytes_count(data, start, stop):
+    from mailwarden.logs._pfscan import count_lines
+
+    lo, hi = max(start, 0), min(stop, len(data))
+    assert count_lines(data, start, stop) == (data.count(b"\n", lo, hi) if lo < hi else 0)
+    assert count_lines(bytearray(data)) == data.count(b"\n")
