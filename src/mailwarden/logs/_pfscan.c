@@ -564,6 +564,20 @@ typedef struct {
     sref reject_reason, reject_sender;   /* of its first reject line */
 } txn_state;
 
+/* The finished tables, in the order finish() returns them. */
+enum { T_SESSIONS, T_TRANSACTIONS, T_RECIPIENTS, T_REJECTS, T_SESSION_LINES, N_TABLES };
+static const char *const TABLE_NAMES[N_TABLES] = {"sessions", "transactions", "recipients", "rejects",
+                                                  "session_lines"};
+
+/* A finished table's rows in the index's order (see prepare_order). */
+typedef struct {
+    int ready;            /* made by the table's first finish_rows / finish_table */
+    int busy;             /* a call for this table runs (GIL released): one at a time */
+    Py_ssize_t rows;
+    void *keys;           /* txn_key / recip_key, sorted (transactions, recipients, rejects) */
+    int64_t *ids, *lines; /* session_lines: its two columns, in order */
+} table_order;
+
 typedef struct {
     PyObject_HEAD
     int64_t base;        /* source_id * 10^12 */
@@ -588,8 +602,8 @@ typedef struct {
     int64_t *owner, *sess_rank, *txn_rank, *rank_ref;
     Py_ssize_t ranks;
     int phase;      /* SCANNING, FINISHING (finish_begin was called), FINISHED (state freed) */
-    int building;   /* finish_table calls running with the GIL released */
-    unsigned built; /* bit per table built */
+    int building;   /* finish_rows / finish_table calls running with the GIL released */
+    table_order order[N_TABLES];
 } Scanner;
 enum { SCANNING, FINISHING, FINISHED };
 
@@ -1507,53 +1521,43 @@ static int reject_session_id(const Scanner *S, const reject_line *r, int64_t *id
     return 0;
 }
 
-/* The builders below only read the planned state and write their own table, so the Python
- * side may build one table while DuckDB stores another. */
-static int build_sessions(Scanner *S, table *sess) {
-    if (table_reserve(sess, S->ranks) < 0) return -1;
-    for (Py_ssize_t r = 0; r < S->ranks; r++) {
-        int64_t ref = S->rank_ref[r];
-        if (ref >= 0 ? emit_session(S, sess->cols, &S->sessions[ref])
-                     : emit_orphan(S, sess->cols, &S->txns[-1 - ref])) return -1;
-    }
-    return 0;
-}
-
-static int build_transactions(Scanner *S, table *txn) {
+/* Each finished table has an order, made by its first finish_rows/finish_table: the sorted keys
+ * (transactions, recipients, rejects), the session ranks (sessions) or both columns whole
+ * (session_lines, by a counting sort). Rows are then built range by range, so that DuckDB can
+ * store a table in chunks while the next chunk is built, in memory that is used again. The
+ * orders only read the planned state, and each table writes its own. */
+static int prepare_transactions(Scanner *S, table_order *o) {
     Py_ssize_t nt = S->n_txns;
     txn_key *tkeys = malloc((size_t)(nt + 1) * sizeof(txn_key));
-    if (!tkeys || table_reserve(txn, nt) < 0) { free(tkeys); return -1; }
+    if (!tkeys) return -1;
     for (Py_ssize_t j = 0; j < nt; j++) {
         sv mid = got(S, S->txns[j].message_id);
         tkeys[j] = (txn_key){mid.p, mid.n, S->txns[j].id, j};
     }
     qsort(tkeys, (size_t)nt, sizeof(txn_key), cmp_txn_key);
-    for (Py_ssize_t k = 0; k < nt; k++) {
-        Py_ssize_t j = tkeys[k].idx;
-        txn_state *t = &S->txns[j];
-        column *c = txn->cols;
-        int64_t size = 0, nrcpt = 0;
-        double score = 0, required = 0;
-        int size_ok = try_int(nullif_empty(got(S, t->size)), INT64_MAX, &size);
-        int nrcpt_ok = try_int(nullif_empty(got(S, t->nrcpt)), INT32_MAX, &nrcpt);
-        int score_ok = try_double(nullif_empty(got(S, t->score)), &score);
-        int required_ok = try_double(nullif_empty(got(S, t->required)), &required);
-        int accepted = (!SREF_IS_NULL(t->message_id) || t->queued) && !t->rejected;
-        sref sender = t->queued ? t->qmgr_from : t->picked_up ? t->pickup_from : t->reject_sender;
-        if (emit_i64(&c[0], txn_session_id(S, j)) < 0 || emit_i64(&c[1], t->id) < 0
-            || col_str(&c[2], got(S, t->qid)) < 0
-            || col_str(&c[3], got(S, t->message_id)) < 0 || col_str(&c[4], got(S, sender)) < 0
-            || col_i64(&c[5], size, size_ok) < 0 || col_u8(&c[6], (uint8_t)accepted) < 0
-            || col_str(&c[7], got(S, t->reject_reason)) < 0 || col_str(&c[8], got(S, t->subject)) < 0
-            || col_i64(&c[9], t->start_ts, 1) < 0 || col_i64(&c[10], t->end_ts, 1) < 0
-            || col_f64(&c[11], score, score_ok) < 0 || col_f64(&c[12], required, required_ok) < 0
-            || col_i64(&c[13], nrcpt, nrcpt_ok) < 0 || col_u8(&c[14], t->removed) < 0) {
-            free(tkeys);
-            return -1;
-        }
-    }
-    free(tkeys);
+    o->keys = tkeys;
+    o->rows = nt;
     return 0;
+}
+
+static int emit_transaction(Scanner *S, column *c, Py_ssize_t j) {
+    txn_state *t = &S->txns[j];
+    int64_t size = 0, nrcpt = 0;
+    double score = 0, required = 0;
+    int size_ok = try_int(nullif_empty(got(S, t->size)), INT64_MAX, &size);
+    int nrcpt_ok = try_int(nullif_empty(got(S, t->nrcpt)), INT32_MAX, &nrcpt);
+    int score_ok = try_double(nullif_empty(got(S, t->score)), &score);
+    int required_ok = try_double(nullif_empty(got(S, t->required)), &required);
+    int accepted = (!SREF_IS_NULL(t->message_id) || t->queued) && !t->rejected;
+    sref sender = t->queued ? t->qmgr_from : t->picked_up ? t->pickup_from : t->reject_sender;
+    return (emit_i64(&c[0], txn_session_id(S, j)) < 0 || emit_i64(&c[1], t->id) < 0
+        || col_str(&c[2], got(S, t->qid)) < 0
+        || col_str(&c[3], got(S, t->message_id)) < 0 || col_str(&c[4], got(S, sender)) < 0
+        || col_i64(&c[5], size, size_ok) < 0 || col_u8(&c[6], (uint8_t)accepted) < 0
+        || col_str(&c[7], got(S, t->reject_reason)) < 0 || col_str(&c[8], got(S, t->subject)) < 0
+        || col_i64(&c[9], t->start_ts, 1) < 0 || col_i64(&c[10], t->end_ts, 1) < 0
+        || col_f64(&c[11], score, score_ok) < 0 || col_f64(&c[12], required, required_ok) < 0
+        || col_i64(&c[13], nrcpt, nrcpt_ok) < 0 || col_u8(&c[14], t->removed) < 0) ? -1 : 0;
 }
 
 /* by (session_id NULLS LAST, lineno), the order the index keeps; ref: the reject's index k
@@ -1565,41 +1569,38 @@ static int cmp_reject_key(const void *a, const void *b) {
     return (x->lineno > y->lineno) - (x->lineno < y->lineno);
 }
 
-static int build_rejects(Scanner *S, table *rej) {
+static int prepare_rejects(Scanner *S, table_order *o) {
     const reject_line *rl = (const reject_line *)S->rejects.p;
     Py_ssize_t nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
     recip_key *keys = malloc((size_t)(nr + 1) * sizeof(recip_key));
-    if (!keys || table_reserve(rej, nr) < 0) { free(keys); return -1; }
+    if (!keys) return -1;
     for (Py_ssize_t k = 0; k < nr; k++) {
         int64_t session_id;
         int has_session = reject_session_id(S, &rl[k], &session_id);
         keys[k] = (recip_key){session_id, rl[k].lineno, has_session ? k : -1 - k};
     }
     qsort(keys, (size_t)nr, sizeof(recip_key), cmp_reject_key);
-    for (Py_ssize_t q = 0; q < nr; q++) {
-        int has_session = keys[q].ref >= 0;
-        const reject_line *r = &rl[has_session ? keys[q].ref : -1 - keys[q].ref];
-        column *c = rej->cols;
-        int64_t session_id = keys[q].session_id;
-        if (col_i64(&c[0], session_id, has_session) < 0 || col_i64(&c[1], r->ts, r->ts_ok) < 0
-            || col_str(&c[2], got(S, r->client_ip)) < 0 || col_str(&c[3], got(S, r->client_name)) < 0
-            || col_str(&c[4], got(S, r->stage)) < 0 || col_str(&c[5], got(S, r->action)) < 0
-            || col_str(&c[6], got(S, r->qid)) < 0 || col_str(&c[7], got(S, r->code)) < 0
-            || col_str(&c[8], got(S, r->dsn)) < 0 || col_str(&c[9], got(S, r->reason)) < 0
-            || col_str(&c[10], got(S, r->sender)) < 0 || col_str(&c[11], got(S, r->recipient)) < 0
-            || col_str(&c[12], got(S, r->helo)) < 0 || col_str(&c[13], got(S, r->proto)) < 0
-            || emit_i64(&c[14], r->lineno) < 0) {
-            free(keys);
-            return -1;
-        }
-    }
-    free(keys);
+    o->keys = keys;
+    o->rows = nr;
     return 0;
+}
+
+static int emit_reject(Scanner *S, column *c, const recip_key *key) {
+    int has_session = key->ref >= 0;
+    const reject_line *r = &((const reject_line *)S->rejects.p)[has_session ? key->ref : -1 - key->ref];
+    return (col_i64(&c[0], key->session_id, has_session) < 0 || col_i64(&c[1], r->ts, r->ts_ok) < 0
+        || col_str(&c[2], got(S, r->client_ip)) < 0 || col_str(&c[3], got(S, r->client_name)) < 0
+        || col_str(&c[4], got(S, r->stage)) < 0 || col_str(&c[5], got(S, r->action)) < 0
+        || col_str(&c[6], got(S, r->qid)) < 0 || col_str(&c[7], got(S, r->code)) < 0
+        || col_str(&c[8], got(S, r->dsn)) < 0 || col_str(&c[9], got(S, r->reason)) < 0
+        || col_str(&c[10], got(S, r->sender)) < 0 || col_str(&c[11], got(S, r->recipient)) < 0
+        || col_str(&c[12], got(S, r->helo)) < 0 || col_str(&c[13], got(S, r->proto)) < 0
+        || emit_i64(&c[14], r->lineno) < 0) ? -1 : 0;
 }
 
 /* Deliveries, and the recipient of a message refused after it got a queue id (cleanup/milter
  * reject) as 'rejected'; by (session, line). */
-static int build_recipients(Scanner *S, table *recip) {
+static int prepare_recipients(Scanner *S, table_order *o) {
     const reject_line *rl = (const reject_line *)S->rejects.p;
     const delivery *dv = (const delivery *)S->deliveries.p;
     Py_ssize_t nd = S->deliveries.n / (Py_ssize_t)sizeof(delivery), nr = S->rejects.n / (Py_ssize_t)sizeof(reject_line);
@@ -1614,40 +1615,36 @@ static int build_recipients(Scanner *S, table *recip) {
     for (Py_ssize_t k = 0; k < nd; k++)
         rkeys[nrk++] = (recip_key){txn_session_id(S, dv[k].txn), dv[k].lineno, k};
     qsort(rkeys, (size_t)nrk, sizeof(recip_key), cmp_recip_key);
-    int rc = table_reserve(recip, nrk);
-    for (Py_ssize_t k = 0; k < nrk && rc == 0; k++) {
-        column *c = recip->cols;
-        if (rkeys[k].ref >= 0) {
-            const delivery *d = &dv[rkeys[k].ref];
-            if (emit_i64(&c[0], rkeys[k].session_id) < 0 || emit_i64(&c[1], S->txns[d->txn].id) < 0
-                || col_str(&c[2], got(S, d->qid)) < 0 || col_str(&c[3], got(S, d->address)) < 0
-                || col_str(&c[4], got(S, d->orig)) < 0 || col_str(&c[5], got(S, d->status)) < 0
-                || col_str(&c[6], got(S, d->relay)) < 0 || col_str(&c[7], got(S, d->dsn)) < 0
-                || col_str(&c[8], got(S, d->detail)) < 0 || col_i64(&c[9], d->ts, 1) < 0
-                || emit_i64(&c[10], d->lineno) < 0)
-                rc = -1;
-        } else {
-            const reject_line *r = &rl[-1 - rkeys[k].ref];
-            if (emit_i64(&c[0], rkeys[k].session_id) < 0 || emit_i64(&c[1], S->txns[r->txn].id) < 0
-                || col_str(&c[2], got(S, r->qid)) < 0 || col_str(&c[3], got(S, r->recipient)) < 0
-                || col_str(&c[4], NONE) < 0 || col_str(&c[5], mk("rejected", 8)) < 0 || col_str(&c[6], NONE) < 0
-                || col_str(&c[7], got(S, r->dsn)) < 0 || col_str(&c[8], got(S, r->reason)) < 0
-                || col_i64(&c[9], r->ts, r->ts_ok) < 0 || emit_i64(&c[10], r->lineno) < 0)
-                rc = -1;
-        }
+    o->keys = rkeys;
+    o->rows = nrk;
+    return 0;
+}
+
+static int emit_recipient(Scanner *S, column *c, const recip_key *key) {
+    if (key->ref >= 0) {
+        const delivery *d = &((const delivery *)S->deliveries.p)[key->ref];
+        return (emit_i64(&c[0], key->session_id) < 0 || emit_i64(&c[1], S->txns[d->txn].id) < 0
+            || col_str(&c[2], got(S, d->qid)) < 0 || col_str(&c[3], got(S, d->address)) < 0
+            || col_str(&c[4], got(S, d->orig)) < 0 || col_str(&c[5], got(S, d->status)) < 0
+            || col_str(&c[6], got(S, d->relay)) < 0 || col_str(&c[7], got(S, d->dsn)) < 0
+            || col_str(&c[8], got(S, d->detail)) < 0 || col_i64(&c[9], d->ts, 1) < 0
+            || emit_i64(&c[10], d->lineno) < 0) ? -1 : 0;
     }
-    free(rkeys);
-    return rc;
+    const reject_line *r = &((const reject_line *)S->rejects.p)[-1 - key->ref];
+    return (emit_i64(&c[0], key->session_id) < 0 || emit_i64(&c[1], S->txns[r->txn].id) < 0
+        || col_str(&c[2], got(S, r->qid)) < 0 || col_str(&c[3], got(S, r->recipient)) < 0
+        || col_str(&c[4], NONE) < 0 || col_str(&c[5], mk("rejected", 8)) < 0 || col_str(&c[6], NONE) < 0
+        || col_str(&c[7], got(S, r->dsn)) < 0 || col_str(&c[8], got(S, r->reason)) < 0
+        || col_i64(&c[9], r->ts, r->ts_ok) < 0 || emit_i64(&c[10], r->lineno) < 0) ? -1 : 0;
 }
 
 /* session_lines in (session_id, lineno) order by a counting sort over the session ranks:
  * lines were recorded in file order, so each session's lines come out ascending */
-static int build_session_lines(Scanner *S, table *sl) {
+static int prepare_session_lines(Scanner *S, table_order *o) {
     Py_ssize_t nl = S->line_refs.n / (Py_ssize_t)sizeof(line_ref), ranks = S->ranks;
     int64_t *offset = calloc((size_t)ranks + 1, 8);
     int64_t *sl_id = malloc((size_t)(nl + 1) * 8), *sl_line = malloc((size_t)(nl + 1) * 8);
-    int rc = -1;
-    if (!offset || !sl_id || !sl_line) goto out;
+    if (!offset || !sl_id || !sl_line) { free(offset); free(sl_id); free(sl_line); return -1; }
     const line_ref *lr = (const line_ref *)S->line_refs.p;
     for (Py_ssize_t k = 0; k < nl; k++)
         offset[lr[k].ref >= 0 ? S->sess_rank[lr[k].ref] : S->txn_rank[-1 - lr[k].ref]]++;
@@ -1660,17 +1657,54 @@ static int build_session_lines(Scanner *S, table *sl) {
         sl_id[pos] = ref >= 0 ? S->sessions[ref].id : S->txns[-1 - ref].id;
         sl_line[pos] = lr[k].lineno;
     }
-    if (fill_i64(&sl->cols[0], sl_id, nl) < 0 || fill_i64(&sl->cols[1], sl_line, nl) < 0) goto out;
-    rc = 0;
-out:
-    free(offset); free(sl_id); free(sl_line);
-    return rc;
+    free(offset);
+    o->ids = sl_id;
+    o->lines = sl_line;
+    o->rows = nl;
+    return 0;
 }
 
-/* The finished tables, in the order finish() returns them. */
-enum { T_SESSIONS, T_TRANSACTIONS, T_RECIPIENTS, T_REJECTS, T_SESSION_LINES, N_TABLES };
-static const char *const TABLE_NAMES[N_TABLES] = {"sessions", "transactions", "recipients", "rejects",
-                                                  "session_lines"};
+static int prepare_order(Scanner *S, int which, table_order *o) {
+    switch (which) {
+    case T_SESSIONS: o->rows = S->ranks; return 0;
+    case T_TRANSACTIONS: return prepare_transactions(S, o);
+    case T_RECIPIENTS: return prepare_recipients(S, o);
+    case T_REJECTS: return prepare_rejects(S, o);
+    default: return prepare_session_lines(S, o);
+    }
+}
+
+/* Rows [start, stop) of a prepared table into t. */
+static int build_rows(Scanner *S, int which, const table_order *o, table *t, Py_ssize_t start, Py_ssize_t stop) {
+    if (table_reserve(t, stop - start) < 0) return -1;
+    column *c = t->cols;
+    for (Py_ssize_t k = start; k < stop; k++) {
+        int failed;
+        switch (which) {
+        case T_SESSIONS: {
+            int64_t ref = S->rank_ref[k];
+            failed = ref >= 0 ? emit_session(S, c, &S->sessions[ref]) : emit_orphan(S, c, &S->txns[-1 - ref]);
+            break;
+        }
+        case T_TRANSACTIONS: failed = emit_transaction(S, c, ((const txn_key *)o->keys)[k].idx); break;
+        case T_RECIPIENTS: failed = emit_recipient(S, c, &((const recip_key *)o->keys)[k]); break;
+        case T_REJECTS: failed = emit_reject(S, c, &((const recip_key *)o->keys)[k]); break;
+        default:
+            return fill_i64(&c[0], o->ids + start, stop - start) < 0
+                   || fill_i64(&c[1], o->lines + start, stop - start) < 0 ? -1 : 0;
+        }
+        if (failed) return -1;
+    }
+    return 0;
+}
+
+static void free_orders(Scanner *S) {
+    for (int i = 0; i < N_TABLES; i++) {
+        table_order *o = &S->order[i];
+        free(o->keys); free(o->ids); free(o->lines);
+        memset(o, 0, sizeof *o);
+    }
+}
 
 static void table_init(table *t, int which) {
     memset(t, 0, sizeof *t);
@@ -1683,14 +1717,14 @@ static void table_init(table *t, int which) {
     }
 }
 
+/* The whole table (finish()). */
 static int build_table(Scanner *S, int which, table *t) {
-    switch (which) {
-    case T_SESSIONS: return build_sessions(S, t);
-    case T_TRANSACTIONS: return build_transactions(S, t);
-    case T_RECIPIENTS: return build_recipients(S, t);
-    case T_REJECTS: return build_rejects(S, t);
-    default: return build_session_lines(S, t);
+    table_order *o = &S->order[which];
+    if (!o->ready) {
+        if (prepare_order(S, which, o) < 0) return -1;
+        o->ready = 1;
     }
+    return build_rows(S, which, o, t, 0, o->rows);
 }
 
 static void release_state(Scanner *S) {
@@ -1700,6 +1734,7 @@ static void release_state(Scanner *S) {
     free(S->txns); S->txns = NULL; S->n_txns = S->cap_txns = 0;
     buf_free(&S->arena); buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
     free_plan(S);
+    free_orders(S);
 }
 
 static PyObject *counts_dict(Scanner *S) {
@@ -1724,18 +1759,52 @@ static PyObject *Scanner_finish_begin(Scanner *S, PyObject *Py_UNUSED(ignored)) 
     return counts_dict(S);
 }
 
+/* The table named, its order made (the GIL released while it is made); NULL with an error set. */
+static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
+    int which = -1;
+    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
+    if (which < 0) { PyErr_Format(PyExc_ValueError, "no such table: %s", name); return NULL; }
+    if (S->phase != FINISHING) {
+        PyErr_SetString(PyExc_RuntimeError, "finish_rows()/finish_table() need finish_begin() and no finish_end()");
+        return NULL;
+    }
+    table_order *o = &S->order[which];
+    if (o->busy) { PyErr_Format(PyExc_RuntimeError, "%s is being built by another thread", name); return NULL; }
+    if (!o->ready) {
+        int failed;
+        o->busy = 1;
+        S->building++;   /* finish_end refuses while a call runs */
+        Py_BEGIN_ALLOW_THREADS
+        failed = prepare_order(S, which, o);
+        Py_END_ALLOW_THREADS
+        S->building--;
+        o->busy = 0;
+        if (failed) { PyErr_NoMemory(); return NULL; }
+        o->ready = 1;
+    }
+    *which_out = which;
+    return o;
+}
+
+static PyObject *Scanner_finish_rows(Scanner *S, PyObject *args) {
+    const char *name;
+    int which;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    table_order *o = table_ready(S, name, &which);
+    return o ? PyLong_FromSsize_t(o->rows) : NULL;
+}
+
 static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
     const char *name;
     PyObject *wanted = Py_None;
-    if (!PyArg_ParseTuple(args, "s|O", &name, &wanted)) return NULL;
-    int which = -1;
-    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
-    if (which < 0) return PyErr_Format(PyExc_ValueError, "no such table: %s", name);
-    if (S->phase != FINISHING) {
-        PyErr_SetString(PyExc_RuntimeError, "finish_table() needs finish_begin() and no finish_end()");
-        return NULL;
-    }
-    if (S->built & (1u << which)) return PyErr_Format(PyExc_RuntimeError, "%s was already built", name);
+    Py_ssize_t start = 0, stop = PY_SSIZE_T_MAX;
+    int which;
+    if (!PyArg_ParseTuple(args, "s|Onn", &name, &wanted, &start, &stop)) return NULL;
+    table_order *o = table_ready(S, name, &which);
+    if (!o) return NULL;
+    if (start < 0) start = 0;
+    if (stop > o->rows) stop = o->rows;
+    if (stop < start) stop = start;
     table t;
     table_init(&t, which);
     if (wanted != Py_None) {   /* the columns to build; the others are left out */
@@ -1747,13 +1816,14 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
             t.cols[i].skip = !in;
         }
     }
-    S->built |= 1u << which;
-    S->building++;   /* finish_end waits for none: it refuses while a build runs */
     int failed;
+    o->busy = 1;
+    S->building++;
     Py_BEGIN_ALLOW_THREADS
-    failed = build_table(S, which, &t);
+    failed = build_rows(S, which, o, &t, start, stop);
     Py_END_ALLOW_THREADS
     S->building--;
+    o->busy = 0;
     PyObject *result = failed ? NULL : table_dict(&t);
     table_free(&t);
     if (!result && !PyErr_Occurred()) PyErr_NoMemory();
@@ -1839,10 +1909,14 @@ static PyMethodDef Scanner_methods[] = {
     {"finish_begin", (PyCFunction)Scanner_finish_begin, METH_NOARGS,
      "finish_begin() -> counts: the line counts; plans the tables for finish_table(). Instead of\n"
      "finish(), so that DuckDB can store one table while the next is built."},
+    {"finish_rows", (PyCFunction)Scanner_finish_rows, METH_VARARGS,
+     "finish_rows(name) -> the number of rows of one finished table (sessions, transactions,\n"
+     "recipients, rejects or session_lines); puts them in order, once."},
     {"finish_table", (PyCFunction)Scanner_finish_table, METH_VARARGS,
-     "finish_table(name, columns=None) -> columns of one finished table (sessions, transactions,\n"
-     "recipients, rejects or session_lines), once each, between finish_begin() and finish_end().\n"
-     "columns: the names to build (the others are left out), or None for all."},
+     "finish_table(name, columns=None, start=0, stop=all) -> columns of rows [start, stop) of one\n"
+     "finished table, between finish_begin() and finish_end(); a table may be built in any number\n"
+     "of ranges, by one thread at a time. columns: the names to build (the others are left out),\n"
+     "or None for all."},
     {"finish_end", (PyCFunction)Scanner_finish_end, METH_NOARGS,
      "finish_end(): frees the scanner's state (call it when every wanted table is built)."},
     {NULL, NULL, 0, NULL},

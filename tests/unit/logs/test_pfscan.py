@@ -497,3 +497,26 @@ def test_count_lines_is_bytes_count(data, start, stop):
     lo, hi = max(start, 0), min(stop, len(data))
     assert count_lines(data, start, stop) == (data.count(b"\n", lo, hi) if lo < hi else 0)
     assert count_lines(bytearray(data)) == data.count(b"\n")
+
+
+@settings(max_examples=25, deadline=None)
+@given(text=log_lines(), chunk=st.integers(1, 40))
+def test_tables_built_in_ranges_are_the_whole_tables(text, chunk):
+    # store_finished builds each table chunk by chunk as DuckDB reads it
+    data = text.encode()
+    whole, _counts, _auth = scan_whole(data)
+    scanner = Scanner(10**12, 0, 2026, 3)
+    scanner.scan(data)
+    scanner.finish_begin()
+    try:
+        for name, rows in whole.items():
+            assert scanner.finish_rows(name) == len(rows)
+            got = []
+            for start in range(0, len(rows), chunk):
+                got += _rows(scanner.finish_table(name, None, start, start + chunk))
+            assert got == rows, name
+            assert _rows(scanner.finish_table(name, None, len(rows), len(rows) + 5)) == []
+    finally:
+        scanner.finish_end()
+    with pytest.raises(RuntimeError):
+        scanner.finish_rows("sessions")
