@@ -24,4 +24,6 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 export ASAN_OPTIONS=detect_leaks=0,abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1,halt_on_error=1
 export PYTHONPATH="$tmp${PYTHONPATH:+:$PYTHONPATH}" MAILWARDEN_REQUIRE_PFSCAN=1
 "$py" -c "from mailwarden.logs import columnar_postfix as c; assert c._pfscan.__file__.startswith('$tmp'); print('sanitized:', c._pfscan.__file__)"
-"$py" -m pytest -q -p no:cacheprovider tests/unit/logs/test_pfscan.py "$@"
+# --capture=sys: a sanitizer's report (written to fd 2) shows; pytest's fd capture would
+# swallow it with the process it halts
+"$py" -m pytest -q -p no:cacheprovider --capture=sys tests/unit/logs/test_pfscan.py "$@"
