@@ -431,7 +431,7 @@ typedef struct {
 static void table_reset(table *t) { for (int i = 0; i < t->ncols; i++) col_reset(&t->cols[i]); }
 static void table_free(table *t) { for (int i = 0; i < t->ncols; i++) col_free(&t->cols[i]); }
 
-/* Room for `rows` rows in every wanted column (not the string bytes): the builders know their
+/* Room for `rows` rows in every wanted column (not the string bytes): a range of a table knows its
  * row count, and growing by doubling copied and touched each buffer twice over. */
 static int table_reserve(table *t, Py_ssize_t rows) {
     for (int i = 0; i < t->ncols; i++) {
