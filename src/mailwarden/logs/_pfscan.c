@@ -585,6 +585,9 @@ typedef struct {
     int64_t next_lineno; /* line number of the next line fed */
     int first_year, anchor_year, anchor_month;
     int years[13], last_month;      /* the syslog year rule, month by month */
+    char stamp[15];                 /* the last classic stamp parsed, and its time: a busy log */
+    int64_t stamp_ts;               /* logs many lines a second (6% of the scan was stamps) */
+    int stamp_ok;
     int merged;                     /* a later part was merged in: no more scan() */
     int64_t lines, unparsed, other, understood;
     map conn, txn;                  /* key -> index into sessions / txns */
@@ -715,9 +718,21 @@ static int scan_line(Scanner *S, sv text) {
     sv msg = colon < 0 ? mk(text.p + text.n, 0) : mk(text.p + colon + 2, text.n - colon - 2);
     int rfc = text.n >= 5 && text.p[4] == '-';
     int64_t ts = 0;
-    int ts_ok = rfc ? parse_rfc3339(SPLIT(head, " ", 1), &ts)
-                    : parse_classic(mk(head.p, head.n < 15 ? head.n : 15), &ts);
-    if (ts_ok && !rfc) ts = shift_year(S, ts);
+    int ts_ok;
+    if (rfc) {
+        ts_ok = parse_rfc3339(SPLIT(head, " ", 1), &ts);
+    } else if (head.n >= 15 && S->stamp_ok && memcmp(head.p, S->stamp, 15) == 0) {
+        ts = S->stamp_ts;   /* the previous line's second: its month is met, so its year is set */
+        ts_ok = 1;
+    } else {
+        ts_ok = parse_classic(mk(head.p, head.n < 15 ? head.n : 15), &ts);
+        if (ts_ok) ts = shift_year(S, ts);
+        if (ts_ok && head.n >= 15) {
+            memcpy(S->stamp, head.p, 15);
+            S->stamp_ts = ts;
+        }
+        S->stamp_ok = ts_ok && head.n >= 15;
+    }
     sv host = split_neg(head, ' ', 2);
     sv tag = split_neg(head, ' ', 1);
     sv prog = SPLIT(tag, "[", 1);
