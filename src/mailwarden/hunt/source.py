@@ -68,8 +68,8 @@ def hunt_source(logs: list[str] | None, db: str | os.PathLike[str] | None, *, fm
     """``--db FILE`` opened read-only, or LOG files loaded into a temporary index.
 
     ``transcripts=False``: the temporary index keeps no raw lines (no session transcripts),
-    which a hunt does not show and which cost a tenth of the load. ``columns``: only these
-    are filled in it (`logs.index.index_logs`).
+    which a hunt does not show and which cost a tenth of the load. ``columns``: it keeps only
+    these (`logs.index.index_logs`).
     """
     if db is not None and logs:
         raise ConfigError("give LOG files or --db FILE, not both")

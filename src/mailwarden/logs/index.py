@@ -442,10 +442,9 @@ def _narrow(con: duckdb.DuckDBPyConnection, path: str, columns: Mapping[str, Col
     (loaded,) = con.execute("SELECT count(*) FROM sources").fetchone()
     if loaded:
         raise ValueError(f"{path}: index_logs(columns=...) narrows only a new index")
+    have = columnar_postfix.index_columns(con)
     for table, keep in columns.items():
-        for (column,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                                     "AND schema_name = 'main' AND database_name = current_database()",
-                                     [table]).fetchall():
+        for column in sorted(have.get(table, ())):
             if column not in keep and column != "source_id":
                 con.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
 
@@ -571,6 +570,7 @@ def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compressi
         unparsed += 1
 
     batch: list[Session] = []
+    have = columnar_postfix.index_columns(con)  # fewer in a narrowed index (index_logs' columns)
     if year is None and read_path != mtime_path:  # the clean copy is new: anchor on the original's mtime
         with contextlib.suppress(OSError):
             st = os.stat(mtime_path)
@@ -578,10 +578,10 @@ def _load_with_readers(con: duckdb.DuckDBPyConnection, read_path: str, compressi
     for session in read_sessions([read_path], fmt=dialect, year=year, unparsed_sink=count_unparsed):
         batch.append(session)
         if len(batch) >= 5000:
-            _insert_sessions(con, pa, batch, source_id, source)
+            _insert_sessions(con, pa, batch, source_id, source, have)
             batch = []
     if batch:
-        _insert_sessions(con, pa, batch, source_id, source)
+        _insert_sessions(con, pa, batch, source_id, source, have)
     return {"lines": total, "unparsed": unparsed, "other": 0, "damaged": bool(damage)}
 
 
@@ -591,7 +591,9 @@ def _utc_naive(ts: dt.datetime | None) -> dt.datetime | None:
     return ts.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _insert_sessions(con, pa, sessions: list[Session], source_id: int, source: str) -> None:
+def _insert_sessions(con, pa, sessions: list[Session], source_id: int, source: str,
+                     have: Mapping[str, Collection[str]]) -> None:
+    """The rows of ``sessions`` into the index, only the columns each table ``have``s."""
     base = source_id * ID_BASE
     cols: dict[str, dict[str, list]] = {t: {} for t in ("sessions", "transactions", "recipients",
                                                           "auth_events", "rejects", "session_lines")}
@@ -643,7 +645,6 @@ def _insert_sessions(con, pa, sessions: list[Session], source_id: int, source: s
                     dsn=None, reason=txn.reject_reason, sender=txn.sender,
                     recipient=txn.recipients[0].address if txn.recipients else None, helo=session.helo,
                     proto=None, lineno=txn.lines[0].lineno if txn.lines else first)
-    have = columnar_postfix.index_columns(con)  # fewer in a narrowed index (index_logs' columns)
     for table, columns in cols.items():
         if not columns:
             continue
