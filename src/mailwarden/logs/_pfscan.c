@@ -574,6 +574,7 @@ static const char *const TABLE_NAMES[N_TABLES] = {"sessions", "transactions", "r
 typedef struct {
     int ready;            /* made by the table's first finish_rows / finish_table */
     int busy;             /* a call for this table runs (GIL released): one at a time */
+    int by_id;            /* transactions left in id order: message_id is not wanted */
     Py_ssize_t rows;
     void *keys;           /* txn_key / recip_key, sorted (transactions, recipients, rejects) */
     int64_t *ids, *lines; /* session_lines: its two columns, in order */
@@ -1596,7 +1597,10 @@ static int prepare_transactions(Scanner *S, table_order *o) {
         sv mid = got(S, S->txns[j].message_id);
         tkeys[j] = (txn_key){mid.p, mid.n, S->txns[j].id, j};
     }
-    qsort(tkeys, (size_t)nt, sizeof(txn_key), cmp_txn_key);
+    /* The Message-ID order only serves look-ups by Message-ID (DuckDB's zone maps): a table
+     * built without that column (a hunt's) keeps the id order the transactions were made in,
+     * and spares the sort (0.4 s on the 1 GiB bench log). */
+    if (!o->by_id) qsort(tkeys, (size_t)nt, sizeof(txn_key), cmp_txn_key);
     o->keys = tkeys;
     o->rows = nt;
     return 0;
@@ -1822,7 +1826,18 @@ static PyObject *Scanner_finish_begin(Scanner *S, PyObject *Py_UNUSED(ignored)) 
 }
 
 /* The table named, its order made (the GIL released while it is made); NULL with an error set. */
-static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
+/* Whether the wanted columns (None: all) leave message_id out. -1 with an error set. */
+static int without_message_id(PyObject *wanted) {
+    if (wanted == Py_None) return 0;
+    PyObject *col = PyUnicode_FromString("message_id");
+    int in = col ? PySequence_Contains(wanted, col) : -1;
+    Py_XDECREF(col);
+    return in < 0 ? -1 : !in;
+}
+
+/* The table named, its order made (the GIL released while it is made); NULL with an error set.
+ * ``wanted``: the columns the caller builds (None: all), which the first call's order follows. */
+static table_order *table_ready(Scanner *S, const char *name, int *which_out, PyObject *wanted) {
     int which = -1;
     for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
     if (which < 0) { PyErr_Format(PyExc_ValueError, "no such table: %s", name); return NULL; }
@@ -1834,6 +1849,11 @@ static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
     if (o->busy) { PyErr_Format(PyExc_RuntimeError, "%s is being built by another thread", name); return NULL; }
     if (!o->ready) {
         int failed;
+        if (which == T_TRANSACTIONS) {
+            int by_id = without_message_id(wanted);
+            if (by_id < 0) return NULL;
+            o->by_id = by_id;
+        }
         o->busy = 1;
         S->building++;   /* finish_end refuses while a call runs */
         Py_BEGIN_ALLOW_THREADS
@@ -1850,9 +1870,10 @@ static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
 
 static PyObject *Scanner_finish_rows(Scanner *S, PyObject *args) {
     const char *name;
+    PyObject *wanted = Py_None;
     int which;
-    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
-    table_order *o = table_ready(S, name, &which);
+    if (!PyArg_ParseTuple(args, "s|O", &name, &wanted)) return NULL;
+    table_order *o = table_ready(S, name, &which, wanted);
     return o ? PyLong_FromSsize_t(o->rows) : NULL;
 }
 
@@ -1862,7 +1883,7 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
     Py_ssize_t start = 0, stop = PY_SSIZE_T_MAX;
     int which;
     if (!PyArg_ParseTuple(args, "s|Onn", &name, &wanted, &start, &stop)) return NULL;
-    table_order *o = table_ready(S, name, &which);
+    table_order *o = table_ready(S, name, &which, wanted);
     if (!o) return NULL;
     if (start < 0) start = 0;
     if (stop > o->rows) stop = o->rows;
@@ -1972,8 +1993,9 @@ static PyMethodDef Scanner_methods[] = {
      "finish_begin() -> counts: the line counts; plans the tables for finish_table(). Instead of\n"
      "finish(), so that DuckDB can store one table while the next is built."},
     {"finish_rows", (PyCFunction)Scanner_finish_rows, METH_VARARGS,
-     "finish_rows(name) -> the number of rows of one finished table (sessions, transactions,\n"
-     "recipients, rejects or session_lines); puts them in order, once."},
+     "finish_rows(name, columns=None) -> the number of rows of one finished table (sessions,\n"
+     "transactions, recipients, rejects or session_lines); puts them in order, once. Transactions\n"
+     "are ordered by Message-ID unless columns (those the caller builds) leave message_id out."},
     {"finish_table", (PyCFunction)Scanner_finish_table, METH_VARARGS,
      "finish_table(name, columns=None, start=0, stop=all) -> columns of rows [start, stop) of one\n"
      "finished table, between finish_begin() and finish_end(); a table may be built in any number\n"

@@ -368,7 +368,8 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
     ``transcripts=False`` (a hunt's throw-away index): Postfix logs keep no raw lines and no
     ``session_lines``, so sessions have no transcript; every other table is the same.
     ``lookup_indexes=False`` (the same): no ART indexes on transactions (queue id, session),
-    which only point look-ups use; maintaining them took half of the transactions insert.
+    which only point look-ups use; maintaining them took half of the transactions insert; nor
+    are the AUTH rows sorted for look-ups (columnar_postfix.store_statements).
     ``columns`` (the same, for a new index only): {table: names} of the columns to keep; the
     tables named lose every other column but source_id, so nothing is built or stored for them
     (a query of a dropped column fails to bind, never reads NULLs that were not logged)."""
@@ -415,7 +416,7 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
                         result.status, result.message = "skipped", f"already loaded as {old_path}"
                     continue
                 result.status = _load_one(con, path_for_read, result, fp, year=year, fmt=fmt, transcripts=transcripts,
-                                          tmpdir=tmpdir,
+                                          lookups=lookup_indexes, tmpdir=tmpdir,
                                           replace_id=old_id if verdict == "grew" else None,
                                           progress=progress, done_bytes=done_bytes)
             except MailwardenError as exc:
@@ -474,7 +475,7 @@ def _copy_stdin(target: str) -> None:
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, fp: Fingerprint, *,
-              transcripts: bool = True,
+              transcripts: bool = True, lookups: bool = True,
               year: int | None, fmt: str, tmpdir: str, replace_id: int | None,
               progress: ProgressFn | None, done_bytes: int) -> str:
     compression = _compression(path)
@@ -509,7 +510,8 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
                 advance = ((lambda n, label=label, start=done_bytes: progress(label, start + min(n, fp.size)))
                            if progress and comp == "none" and not result.cleaned else None)
                 counts = columnar_postfix.load_file(con, read_path, source_id=source_id, source=stored_path,
-                                                    transcripts=transcripts, first_year=first_year, anchor=anchor,
+                                                    transcripts=transcripts, lookups=lookups,
+                                                    first_year=first_year, anchor=anchor,
                                                     compression=comp, progress=advance)
             else:
                 counts = _load_with_readers(con, read_path, comp, source_id=source_id, source=stored_path,
