@@ -641,7 +641,8 @@ SliceFn = Callable[[int, int, bytearray], None]
 
 def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, first_year: int | None,
               anchor: dt.date | None, compression: str = "none", on_slice: SliceFn | None = None,
-              cut: int | None = None, transcripts: bool = True, on_read: Callable[[], None] | None = None):
+              cut: int | None = None, transcripts: bool = True, on_read: Callable[[], None] | None = None,
+              columns: Mapping[str, Collection[str]] | None = None):
     """Feed the file to the compiled scanner, one slice of text in memory at a time.
 
     With ``cut`` (see `split_point`), two threads scan the halves side by side: the second
@@ -652,13 +653,15 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     finished (see `load_file`). ``on_slice(part, first_lineno, data)`` gets every slice, in
     file order within its part. ``transcripts=False``: the scanner keeps no session_lines.
     ``on_read()`` is called once every slice is read and scanned, before the halves are merged.
+    ``columns``: {table: names} of the columns that will be built (`index_columns`); the scanners
+    keep no strings for the others (a hunt's narrowed index: 200 MiB less on the 1 GiB bench log).
     Returns the scanner.
     """
     anchor = anchor or dt.date.today()
 
     def new_scanner():
         return _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month,
-                               transcripts=transcripts)
+                               transcripts=transcripts, columns=columns)
 
     scanners = [new_scanner()] if cut is None else [new_scanner(), new_scanner()]
     # each part's AUTH rows, slice by slice (as Arrow), stored in one INSERT at the end: one
@@ -810,7 +813,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
         try:
             scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
                                 compression=compression, on_slice=on_slice,
-                                cut=split_point(csv_path, compression), transcripts=transcripts,
+                                cut=split_point(csv_path, compression), transcripts=transcripts, columns=have,
                                 on_read=raw_lines.start_closing)
         except BaseException:
             raw_lines.abort()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -473,6 +474,49 @@ def test_finish_table_builds_only_the_columns_asked_for(generated_log):
         assert whole["session_lines"]
     finally:
         scanner.finish_end()
+
+
+def test_scanner_made_with_fewer_columns_keeps_their_values(generated_log):
+    # hunt's narrowed index: the scanner keeps no strings for the other columns, and says so if
+    # one of those is asked for
+    from mailwarden.hunt.tables import COLUMNS_READ
+
+    data = generated_log.read_bytes()[: 4 << 20]
+    data = data[: data.rfind(b"\n") + 1]
+    # a message whose cleanup line is all there is of it: accepted because its Message-ID was
+    # logged, which the scanner must remember without keeping the text
+    cleanup = re.search(rb"^.*postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id=<.*$", data, re.M)
+    data += cleanup.group(0).replace(cleanup.group(1), b"ABCDEF98765") + b"\n"
+    cut = data.index(b"\n", len(data) // 2) + 1
+    whole, _counts, _auth = scan_whole(data)
+    assert [t["accepted"] for t in whole["transactions"] if t["queue_id"] == "ABCDEF98765"] == [True]
+    wanted = {name: frozenset(columns) for name, columns in COLUMNS_READ.items()}
+    first = Scanner(10**12, 0, 2026, 3, transcripts=False, columns=wanted)
+    later = Scanner(10**12, 0, 2026, 3, transcripts=False, columns=wanted)
+    first.scan(data[:cut])
+    later.skip(data[:cut])
+    later.scan(data[cut:])
+    with pytest.raises(ValueError):
+        first.merge(Scanner(10**12, 0, 2026, 3, transcripts=False))   # kept other strings
+    assert first.merge(later) is not None
+    first.finish_begin()
+    try:
+        for name, columns in wanted.items():
+            rows = _rows(first.finish_table(name, columns))
+            built = sorted(columns & set(whole[name][0]))   # (trusted is the index's, not the scanner's)
+            assert rows and sorted(rows[0]) == built
+            assert (sorted(repr([r[c] for c in built]) for r in rows)
+                    == sorted(repr([r[c] for c in built]) for r in whole[name])), name
+        with pytest.raises(ValueError, match="tls_info"):
+            first.finish_table("sessions", ("session_id", "tls_info"))
+        with pytest.raises(ValueError):
+            first.finish_table("recipients")   # every column, detail too
+    finally:
+        first.finish_end()
+    # the columns left out did hold text in this sample, so something was left out
+    assert any(r["tls_info"] for r in whole["sessions"]) and any(r["detail"] for r in whole["recipients"])
+    with pytest.raises(ValueError):
+        Scanner(10**12, 0, 2026, 3, columns={"sessions": ("kind",)}).finish()
 
 
 def test_halves_without_transcripts_merge_to_the_same_rows(generated_log):
