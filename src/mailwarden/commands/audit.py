@@ -15,10 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mailwarden.audit.config.postfix import PostfixConfig, load_postfix, load_postfix_text
 from mailwarden.audit.model import AuditContext, Finding, Severity, Status, exceeds_threshold
-from mailwarden.audit.probe import ProbeReport, ProbeSettings, run_probe
-from mailwarden.audit.rules import RULES, rules_for
 from mailwarden.commands.common import (
     ConfigOpt,
     JsonOpt,
@@ -127,6 +124,8 @@ def _fail_on(value: str) -> Severity | None:
 
 
 def _selected(kind: str, names: list[str] | None):
+    from mailwarden.audit.rules import RULES, rules_for  # (with the probe: loaded by audit only)
+
     rules = rules_for(kind)
     if not names:
         return rules
@@ -238,6 +237,8 @@ def audit_smtp(
     b = _address(other_local_user or ("abuse" if (a or "").startswith("postmaster@") else "postmaster"), domain)
     if a and b and a.lower() == b.lower():
         raise ConfigError(f"--local-user and --other-local-user are the same address ({a})")
+    from mailwarden.audit.probe import ProbeSettings, run_probe
+
     settings = ProbeSettings(
         host=host, port=port, local_user=a, other_local_user=b, login=login, password=password,
         timeout=timeout, implicit_tls=implicit_tls or port == 465,
@@ -252,7 +253,7 @@ def audit_smtp(
             bar.update(task, description=f"probing {host}:{port}: {name}")
             bar.advance(task)
 
-        report: ProbeReport = run_probe(settings, on_step=on_step)
+        report = run_probe(settings, on_step=on_step)
     ctx = AuditContext(site=site, probe=report)
     findings = [rule.check(ctx) for rule in selected]
     _finish(findings, threshold, json_out,
@@ -274,11 +275,13 @@ def audit_config(
     config: ConfigOpt = None,
 ) -> None:
     """Check a Postfix configuration against the anti-spambot rules (MDaemon: use `audit smtp`)."""
+    from mailwarden.audit.config.postfix import load_postfix, load_postfix_text
+
     threshold = _fail_on(fail_on)
     selected = _selected("postfix", rules)
     site = site_config(config, local_domains=local_domains, trusted_nets=trusted_nets)
     if path == "-":
-        cfg: PostfixConfig = load_postfix_text(sys.stdin.read(16 * 1024 * 1024), "stdin")
+        cfg = load_postfix_text(sys.stdin.read(16 * 1024 * 1024), "stdin")
     else:
         cfg = load_postfix(path)
     for defect in cfg.defects:

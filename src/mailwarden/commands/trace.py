@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from mailwarden.errors import ExitCode
-from mailwarden.message.parse import ReadFailure
-from mailwarden.message.trace import Trace, trace_results
-from mailwarden.message.verdict import Verdict
 from mailwarden.output import JSON_SCHEMA_VERSION, console, emit_json, err_console, progress
 
 from .common import ConfigOpt, JsonOpt, LocalDomainOpt, ServerNameOpt, TrustedNetOpt, site_config
 
+if TYPE_CHECKING:  # the message modules load when a trace runs, not with every command (40-60 ms)
+    from mailwarden.message.parse import ReadFailure
+    from mailwarden.message.trace import Trace
+
+# By Verdict value (a StrEnum: its members look up as their strings).
 VERDICT_STYLE = {
-    Verdict.AUTHENTICATED_ACCOUNT: "bold red",
-    Verdict.INTERNAL_HOST: "bold magenta",
-    Verdict.LOCAL_SUBMISSION: "bold yellow",
-    Verdict.EXTERNAL: "cyan",
-    Verdict.UNKNOWN: "dim",
+    "authenticated-account": "bold red",
+    "internal-host": "bold magenta",
+    "local-submission": "bold yellow",
+    "external": "cyan",
+    "unknown": "dim",
 }
 TOP_N = 10
 
 
 def summarize(traces: list[Trace], failures: list[ReadFailure]) -> dict:
     """Counts by verdict, and accounts and client IPs ranked (most messages first)."""
+    from mailwarden.message.verdict import Verdict
+
     verdicts = Counter(str(t.verdict) for t in traces)
     accounts = Counter(t.account for t in traces
                        if t.account and t.verdict == Verdict.AUTHENTICATED_ACCOUNT)
@@ -98,7 +102,7 @@ def _render_summary(summary: dict) -> None:
     counts = Table("verdict", "messages", title="by verdict")
     for verdict, n in summary["by_verdict"].items():
         if n:
-            counts.add_row(f"[{VERDICT_STYLE.get(Verdict(verdict), '')}]{verdict}[/]", str(n))
+            counts.add_row(f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]", str(n))
     console.print(counts)
     if summary["accounts"]:
         accounts = Table("account", "messages", title="authenticated accounts (change these passwords)")
@@ -132,6 +136,9 @@ def trace_command(
 ) -> None:
     """Say for each message whether an authenticated account, a machine inside, a local script, or
     an outside host sent it, with the evidence and the next command to run."""
+    from mailwarden.message.parse import ReadFailure
+    from mailwarden.message.trace import trace_results
+
     # With --logs the log is known: the suggested `logs find` command names it.
     site = site_config(config, server_name, local_domain, trusted_net).with_overrides(smtp_logs=logs or ())
     traces: list[Trace] = []
