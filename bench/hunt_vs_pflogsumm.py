@@ -5,6 +5,8 @@ All runs read the same file in the same process run, one after the other:
 
 1. ``pflogsumm LOG``                       (Debian package; the reference)
 2. ``mailwarden hunt LOG --json``          (from scratch: load into a temporary index, rank)
+   (1 and 2 alternate for ``--rounds`` rounds: this VM's speed drifts by 20-30% within
+   minutes, so the ratio is taken of the medians; each round's own ratio is printed too)
 3. ``mailwarden logs index LOG --db DB``   (build the index once; not part of the comparison)
 4. ``mailwarden hunt --db DB --json``      (from the index: rank only)
 
@@ -26,6 +28,7 @@ import platform
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -59,6 +62,7 @@ def main() -> int:
     ap.add_argument("--db", type=Path, default=HERE / "out" / "hunt-bench.duckdb")
     ap.add_argument("--year", type=int, default=2026)
     ap.add_argument("--skip-pflogsumm", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="pflogsumm / hunt pairs to run (median)")
     args = ap.parse_args()
 
     if not args.log.exists():
@@ -75,18 +79,25 @@ def main() -> int:
     print(f"python {platform.python_version()}, input {args.log}: {size / 2**20:.0f} MiB, {lines:,} lines")
 
     results: dict[str, float] = {}
-    if not args.skip_pflogsumm:
-        pflogsumm = shutil.which("pflogsumm")
-        if pflogsumm is None:
-            print("pflogsumm not installed: skipped")
-        else:
-            results["pflogsumm"], rc, _ = run([pflogsumm, str(args.log)])
-            print(f"  pflogsumm: {results['pflogsumm']:.1f} s, exit {rc}")
-
+    pflogsumm = None if args.skip_pflogsumm else shutil.which("pflogsumm")
+    if pflogsumm is None and not args.skip_pflogsumm:
+        print("pflogsumm not installed: skipped")
     scratch_out = args.db.with_suffix(".scratch.json")
-    results["hunt from scratch"], rc, text = run(
-        [mailwarden, "hunt", str(args.log), "--year", str(args.year), "--json"], scratch_out)
-    print(f"  hunt from scratch: {results['hunt from scratch']:.1f} s, exit {rc}")
+    runs: dict[str, list[float]] = {"pflogsumm": [], "hunt from scratch": []}
+    for round_no in range(1, max(1, args.rounds) + 1):
+        print(f"round {round_no} of {max(1, args.rounds)}, load {os.getloadavg()[0]:.2f}", flush=True)
+        if pflogsumm:
+            seconds, rc, _ = run([pflogsumm, str(args.log)])
+            runs["pflogsumm"].append(seconds)
+            print(f"  pflogsumm: {seconds:.1f} s, exit {rc}")
+        seconds, rc, text = run([mailwarden, "hunt", str(args.log), "--year", str(args.year), "--json"],
+                                scratch_out)
+        runs["hunt from scratch"].append(seconds)
+        print(f"  hunt from scratch: {seconds:.1f} s, exit {rc}"
+              + (f"; this round's ratio {runs['pflogsumm'][-1] / seconds:.2f}x" if pflogsumm else ""))
+    for name, seconds in runs.items():
+        if seconds:
+            results[name] = statistics.median(seconds)
 
     for stale in (args.db, args.db.with_suffix(args.db.suffix + ".wal")):
         stale.unlink(missing_ok=True)
@@ -100,13 +111,16 @@ def main() -> int:
     print(f"peak RSS of the largest child process: {peak:.0f} MiB")
 
     print()
-    print(f"{'run':<22}{'seconds':>10}{'lines/s':>14}")
+    print(f"{'run':<22}{'seconds':>10}{'lines/s':>14}   (pflogsumm and hunt from scratch: medians of "
+          f"{len(runs['hunt from scratch'])} rounds)")
     for name, seconds in results.items():
         print(f"{name:<22}{seconds:>10.2f}{lines / seconds:>14,.0f}")
     if "pflogsumm" in results:
         base = results["pflogsumm"]
         for name in ("hunt from scratch", "hunt --db"):
-            print(f"{name} vs pflogsumm: {base / results[name]:.1f}x faster")
+            print(f"{name} vs pflogsumm: {base / results[name]:.2f}x faster")
+        print("rounds (pflogsumm / hunt from scratch): " + ", ".join(
+            f"{p / h:.2f}x" for p, h in zip(runs["pflogsumm"], runs["hunt from scratch"], strict=True)))
     for label, body in (("from scratch", text), ("from the index", db_text)):
         try:
             suspects = json.loads(body)["suspects"][:3]
