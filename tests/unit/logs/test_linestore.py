@@ -248,3 +248,22 @@ def test_blocks_are_stored_in_file_order(con, keep_order):
     assert len(firsts) > 1000
     assert firsts == sorted(firsts)
     assert b"".join(raw for _f, _n, raw in blocks(con)) == data
+
+
+def test_read_slices_reads_into_spare_buffers(tmp_path):
+    # hunt's load hands each slice back once scanned: the same buffers are read into again
+    from queue import SimpleQueue
+
+    lines = [f"Mar  1 06:00:{i % 60:02d} mx1 postfix/smtpd[{i}]: connect from x{i}[10.0.0.{i % 250}]\n"
+             for i in range(3000)]
+    path = tmp_path / "mail.log"
+    path.write_text("".join(lines))
+    spare: SimpleQueue = SimpleQueue()
+    seen, ids = [], set()
+    for data in linestore.read_slices(str(path), size=4096, spare=spare):
+        assert data.endswith(b"\n")
+        seen.append(bytes(data))
+        ids.add(id(data))
+        spare.put(data)
+    assert b"".join(seen) == path.read_bytes()
+    assert len(seen) > 20 and len(ids) <= 2   # (one buffer in use and one being refilled at most)
