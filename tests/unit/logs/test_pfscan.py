@@ -114,6 +114,35 @@ def test_real_logs_same_rows(tmp_path, monkeypatch, which, two_parts):
     assert count(compiled, "SELECT count(*) FROM sessions") > 0
 
 
+def test_numbers_no_log_writes_are_null_on_both_paths(tmp_path, monkeypatch):
+    # DuckDB's TRY_CAST reads 'Inf', '1e3', '0x1F' and '1_000' as numbers; the scanner reads plain
+    # decimals only, and the SQL path casts only those (hypothesis found 'score=Inf' apart)
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Mar  1 10:00:00 mx postfix/smtpd[1e3]: connect from a.example[192.0.2.7]\n"
+        "Mar  1 10:00:01 mx postfix/smtpd[1e3]: 4A1B2C3D4E: client=a.example[192.0.2.7]:0x1F\n"
+        "Mar  1 10:00:01 mx postfix/cleanup[7]: 4A1B2C3D4E: message-id=<1@a.example>\n"
+        "Mar  1 10:00:01 mx postfix/cleanup[7]: 4A1B2C3D4E: info: header X-Spam-Status: Yes, "
+        "score=Inf required=1_000 tests=X\n"
+        "Mar  1 10:00:02 mx postfix/qmgr[8]: 4A1B2C3D4E: from=<a@a.example>, size=1e3, nrcpt=0x1F (queue active)\n"
+        "Mar  1 10:00:03 mx postfix/smtpd[102]: connect from b.example[192.0.2.8]\n"
+        "Mar  1 10:00:03 mx postfix/smtpd[102]: 5B1B2C3D4E: client=b.example[192.0.2.8]\n"
+        "Mar  1 10:00:03 mx postfix/cleanup[7]: 5B1B2C3D4E: info: header X-Spam-Status: No, "
+        "score=-0.5 required=5.0 tests=X\n"
+        "Mar  1 10:00:04 mx postfix/qmgr[8]: 5B1B2C3D4E: from=<b@b.example>, size=1234, nrcpt=2 (queue active)\n")
+    compiled, sql = index_both(tmp_path, log, monkeypatch)
+    assert differences(compiled, sql) == {}
+    con = duckdb.connect(str(sql), read_only=True)
+    try:
+        rows = con.execute("SELECT queue_id, size, nrcpt, spam_score, spam_threshold FROM transactions "
+                           "ORDER BY queue_id").fetchall()
+        pids = con.execute("SELECT pid FROM sessions WHERE kind = 'smtp' ORDER BY session_id").fetchall()
+    finally:
+        con.close()
+    assert rows == [("4A1B2C3D4E", None, None, None, None), ("5B1B2C3D4E", 1234, 2, -0.5, 5.0)]
+    assert pids == [(None,), (102,)]
+
+
 def test_generated_log_same_rows_across_slices(tmp_path, monkeypatch, generated_log):
     # 64 KiB slices: hundreds of slice boundaries inside open sessions and transactions
     compiled, sql = index_both(tmp_path, generated_log, monkeypatch, slice_bytes=64 << 10)
