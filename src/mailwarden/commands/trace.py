@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,15 +19,16 @@ if TYPE_CHECKING:  # the message modules load when a trace runs, not with every 
     from mailwarden.message.parse import ReadFailure
     from mailwarden.message.trace import Trace
 
-# By Verdict value (a StrEnum: its members look up as their strings).
-VERDICT_STYLE = {
-    "authenticated-account": "bold red",
-    "internal-host": "bold magenta",
-    "local-submission": "bold yellow",
-    "external": "cyan",
-    "unknown": "dim",
-}
 TOP_N = 10
+
+
+@functools.cache
+def verdict_styles() -> dict:
+    """Rich style per Verdict (a StrEnum: its value looks up the same); built on first use."""
+    from mailwarden.message.verdict import Verdict
+
+    return {Verdict.AUTHENTICATED_ACCOUNT: "bold red", Verdict.INTERNAL_HOST: "bold magenta",
+            Verdict.LOCAL_SUBMISSION: "bold yellow", Verdict.EXTERNAL: "cyan", Verdict.UNKNOWN: "dim"}
 
 
 def summarize(traces: list[Trace], failures: list[ReadFailure]) -> dict:
@@ -47,7 +49,7 @@ def summarize(traces: list[Trace], failures: list[ReadFailure]) -> dict:
 
 
 def _render_one(trace: Trace, *, show_hops: bool) -> None:
-    style = VERDICT_STYLE.get(trace.verdict, "")
+    style = verdict_styles().get(trace.verdict, "")
     console.rule(f"[bold]{escape(trace.source)}[/]", align="left")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -92,7 +94,7 @@ def _render_summary_table(traces: list[Trace]) -> None:
     table.add_column("client ip", no_wrap=True)
     table.add_column("our hop", overflow="fold")
     for t in traces:
-        style = VERDICT_STYLE.get(t.verdict, "")
+        style = verdict_styles().get(t.verdict, "")
         table.add_row(escape(t.source), f"[{style}]{t.verdict}[/]", escape(t.account or ""),
                       t.client_ip or "", escape(t.our_hop.by or "") if t.our_hop else "")
     console.print(table)
@@ -102,7 +104,7 @@ def _render_summary(summary: dict) -> None:
     counts = Table("verdict", "messages", title="by verdict")
     for verdict, n in summary["by_verdict"].items():
         if n:
-            counts.add_row(f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]", str(n))
+            counts.add_row(f"[{verdict_styles().get(verdict, '')}]{verdict}[/]", str(n))
     console.print(counts)
     if summary["accounts"]:
         accounts = Table("account", "messages", title="authenticated accounts (change these passwords)")

@@ -112,10 +112,10 @@ def _classify(ip: str, ctx: Context, logged_trusted: bool | None) -> tuple:
 
 
 # The index columns `build` and `engine.window_for_last` read, for a hunt from LOG files:
-# only these (and the NOT NULL ones) are filled in its throw-away index, the rest is NULL
-# (building and storing every column took about 2 s more on the 1 GiB bench log). A column
-# read above or below must be listed here: tests/unit/hunt/test_hunt_cli.py checks that the
-# answer from LOG files is the answer from a full index. auth_events is always whole.
+# its throw-away index keeps only these (and source_id), so nothing else is built or stored
+# (every column took about 2 s more on the 1 GiB bench log). A column read above or below must
+# be listed here: a query of a dropped one fails to bind, and tests/unit/hunt/test_hunt_cli.py
+# checks that the answer from LOG files is the answer from a full index. auth_events is whole.
 COLUMNS_READ: dict[str, tuple[str, ...]] = {
     "sessions": ("session_id", "kind", "start_ts", "end_ts", "client_ip", "helo", "auth_user", "local_user",
                  "trusted", "auth_failures"),

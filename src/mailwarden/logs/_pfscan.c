@@ -97,17 +97,6 @@ static sv split_neg(sv s, char c, int idx) {
     }
 }
 
-/* split_part(s, c, -1) and split_part(s, c, -2) in one pass from the end (the syslog tag and host). */
-static void split_last_two(sv s, char c, sv *last, sv *second) {
-    Py_ssize_t j = s.n - 1;
-    while (j >= 0 && s.p[j] != c) j--;
-    *last = mk(s.p + j + 1, s.n - j - 1);
-    if (j < 0) { *second = mk(s.p, 0); return; }
-    Py_ssize_t end = j--;
-    while (j >= 0 && s.p[j] != c) j--;
-    *second = mk(s.p + j + 1, end - j - 1);
-}
-
 static sv rtrim_set(sv s, const char *set) {
     if (is_null(s)) return s;
     while (s.n > 0 && strchr(set, s.p[s.n - 1]) && s.p[s.n - 1] != '\0') s.n--;
@@ -755,24 +744,15 @@ static int emit_i64(column *c, int64_t v) { return col_i64(c, v, 1); }
 static int scan_line(Scanner *S, sv text) {
     int64_t lineno = S->next_lineno++;
     S->lines++;
-    int rfc = text.n >= 5 && text.p[4] == '-';
-    /* the previous line's classic stamp: it holds no ": " (each ':' is followed by a digit),
-     * so the search for the end of the syslog header starts after it */
-    int same_stamp = !rfc && text.n >= 15 && S->stamp_ok && memcmp(text.p, S->stamp, 15) == 0;
-    Py_ssize_t colon;
-    if (same_stamp) {
-        colon = FIND(mk(text.p + 15, text.n - 15), ": ");
-        if (colon >= 0) colon += 15;
-    } else {
-        colon = FIND(text, ": ");
-    }
+    Py_ssize_t colon = FIND(text, ": ");
     sv head = colon < 0 ? text : mk(text.p, colon);
     sv msg = colon < 0 ? mk(text.p + text.n, 0) : mk(text.p + colon + 2, text.n - colon - 2);
+    int rfc = text.n >= 5 && text.p[4] == '-';
     int64_t ts = 0;
     int ts_ok;
     if (rfc) {
         ts_ok = parse_rfc3339(SPLIT(head, " ", 1), &ts);
-    } else if (same_stamp) {
+    } else if (head.n >= 15 && S->stamp_ok && memcmp(head.p, S->stamp, 15) == 0) {
         ts = S->stamp_ts;   /* the previous line's second: its month is met, so its year is set */
         ts_ok = 1;
     } else {
@@ -784,8 +764,8 @@ static int scan_line(Scanner *S, sv text) {
         }
         S->stamp_ok = ts_ok && head.n >= 15;
     }
-    sv host, tag;
-    split_last_two(head, ' ', &tag, &host);
+    sv host = split_neg(head, ' ', 2);
+    sv tag = split_neg(head, ' ', 1);
     sv prog = SPLIT(tag, "[", 1);
     sv pidtok = rtrim_set(SPLIT(tag, "[", 2), "]");
     int64_t pid = 0;
@@ -1888,13 +1868,13 @@ static PyObject *Scanner_finish_begin(Scanner *S, PyObject *Py_UNUSED(ignored)) 
 }
 
 /* The table named, its order made (the GIL released while it is made); NULL with an error set. */
-/* Whether the wanted columns (None: all) leave message_id out. -1 with an error set. */
-static int without_message_id(PyObject *wanted) {
-    if (wanted == Py_None) return 0;
-    PyObject *col = PyUnicode_FromString("message_id");
-    int in = col ? PySequence_Contains(wanted, col) : -1;
-    Py_XDECREF(col);
-    return in < 0 ? -1 : !in;
+/* Whether names (a collection of str, or None: every name) holds name; -1 with an error set. */
+static int has_name(PyObject *names, const char *name) {
+    if (names == Py_None) return 1;
+    PyObject *str = PyUnicode_FromString(name);
+    int in = str ? PySequence_Contains(names, str) : -1;
+    Py_XDECREF(str);
+    return in;
 }
 
 /* The table named, its order made (the GIL released while it is made); NULL with an error set.
@@ -1912,9 +1892,9 @@ static table_order *table_ready(Scanner *S, const char *name, int *which_out, Py
     if (!o->ready) {
         int failed;
         if (which == T_TRANSACTIONS) {
-            int by_id = without_message_id(wanted);
-            if (by_id < 0) return NULL;
-            o->by_id = by_id;
+            int with_id = has_name(wanted, "message_id");
+            if (with_id < 0) return NULL;
+            o->by_id = !with_id;
         }
         o->busy = 1;
         S->building++;   /* finish_end refuses while a call runs */
@@ -1949,9 +1929,7 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
     if (!o) return NULL;
     for (size_t k = 0; k < sizeof DROPPABLE / sizeof *DROPPABLE; k++) {   /* its text was not kept */
         if (DROPPABLE[k].table != which || !(S->drop & DROPPABLE[k].bit)) continue;
-        PyObject *col = PyUnicode_FromString(DROPPABLE[k].column);
-        int in = !col ? -1 : wanted == Py_None ? 1 : PySequence_Contains(wanted, col);
-        Py_XDECREF(col);
+        int in = has_name(wanted, DROPPABLE[k].column);
         if (in < 0) return NULL;
         if (in) return PyErr_Format(PyExc_ValueError, "%s.%s was not kept: the Scanner was made without it",
                                     name, DROPPABLE[k].column);
@@ -1963,9 +1941,7 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
     table_init(&t, which);
     if (wanted != Py_None) {   /* the columns to build; the others are left out */
         for (int i = 0; i < t.ncols; i++) {
-            PyObject *col = PyUnicode_FromString(t.names[i]);
-            int in = col ? PySequence_Contains(wanted, col) : -1;
-            Py_XDECREF(col);
+            int in = has_name(wanted, t.names[i]);
             if (in < 0) return NULL;
             t.cols[i].skip = !in;
         }
@@ -2038,9 +2014,7 @@ static int wants(PyObject *columns, int table, const char *column) {
         PyErr_Clear();
         return 1;   /* a table not named keeps all of its columns */
     }
-    PyObject *name = PyUnicode_FromString(column);
-    int in = name ? PySequence_Contains(names, name) : -1;
-    Py_XDECREF(name);
+    int in = has_name(names, column);
     Py_DECREF(names);
     return in;
 }

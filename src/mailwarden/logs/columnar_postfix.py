@@ -517,7 +517,7 @@ _STORED: dict[str, tuple[str, str, str, tuple]] = {
         "session_id", ("source_id", "{sid}"), "txn_id", "queue_id", "message_id", "sender", "size",
         ("accepted", "accepted::BOOLEAN"), "reject_reason", "subject", "start_ts", "end_ts", "spam_score",
         "spam_threshold", "nrcpt", ("removed", "removed::BOOLEAN"))),
-    # AUTH rows come slice by slice (both paths): always sorted here.
+    # AUTH rows come slice by slice (both paths): sorted here, unless no look-ups (store_statements).
     "auth": ("auth_events", "pf_auth", "session_id, lineno", (
         "session_id", ("source_id", "{sid}"), "ts", "client_ip", "user", "method",
         ("ok", "ok::BOOLEAN"), "reason", "lineno")),
