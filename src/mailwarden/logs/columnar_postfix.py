@@ -658,13 +658,14 @@ def split_point(path: str, compression: str) -> int | None:
 
 
 # What the reader threads hand to the storing thread: (part, first line number, text, AUTH rows).
-SliceFn = Callable[[int, int, bytearray], None]
+# on_slice(part, first line number, text, release): release(text) when done with the text.
+SliceFn = Callable[[int, int, bytearray, Callable[[bytearray], None]], None]
 
 
 def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, first_year: int | None,
               anchor: dt.date | None, compression: str = "none", on_slice: SliceFn | None = None,
               cut: int | None = None, transcripts: bool = True, on_read: Callable[[], None] | None = None,
-              columns: Mapping[str, Collection[str]] | None = None, keeps_slices: bool = True):
+              columns: Mapping[str, Collection[str]] | None = None):
     """Feed the file to the compiled scanner, one slice of text in memory at a time.
 
     With ``cut`` (see `split_point`), two threads scan the halves side by side: the second
@@ -672,12 +673,13 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     then is merged into the first (``Scanner.merge``); if the halves cannot be merged exactly,
     the second half is scanned again by the first scanner. The AUTH events are kept slice by
     slice and go to ``pf_auth`` at the end; everything else waits in the scanner until it is
-    finished (see `load_file`). ``on_slice(part, first_lineno, data)`` gets every slice, in
-    file order within its part. ``transcripts=False``: the scanner keeps no session_lines.
+    finished (see `load_file`). ``on_slice(part, first_lineno, data, release)`` gets every
+    slice, in file order within its part, and calls ``release(data)`` (from this thread) once
+    it holds no view of it any more: released slices are read into again instead of allocated
+    anew (fresh memory: the slices of the 1 GiB bench log took 265 MiB of new pages, zeroed,
+    and the line store's compression holds a few at a time). Without ``on_slice`` each slice
+    is released once scanned. ``transcripts=False``: the scanner keeps no session_lines.
     ``on_read()`` is called once every slice is read and scanned, before the halves are merged.
-    ``keeps_slices=False``: ``on_slice`` keeps no reference to a slice once it returns (no line
-    store), so each part's slices are read into again instead of allocated anew (on the 1 GiB
-    bench log the reading took 265 MiB of fresh pages more than the scanner's own).
     ``columns``: {table: names} of the columns that will be built (`index_columns`); the scanners
     keep no strings for the others (a hunt's narrowed index: 200 MiB less on the 1 GiB bench log).
     Returns the scanner.
@@ -697,7 +699,7 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     # rows and hands the text to the line store meanwhile.
     queue: Queue = Queue(maxsize=2 * len(scanners))
     stop = threading.Event()
-    spares = [None if keeps_slices else SimpleQueue() for _ in scanners]
+    spares = [SimpleQueue() for _ in scanners]
 
     def produce(part: int) -> None:
         scanner = scanners[part]
@@ -732,8 +734,8 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
             if tables["auth"]["lineno"][-1]:  # any AUTH rows (a column's last field counts them)
                 auth[part].append(_arrow_table(tables["auth"]))
             if on_slice:
-                on_slice(part, first, data)
-            if spares[part] is not None:
+                on_slice(part, first, data, spares[part].put)
+            else:
                 spares[part].put(data)
             del data
     except (EOFError, OSError, zlib.error) as exc:
@@ -831,9 +833,12 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
     raw_lines = _PartWriters(con, source_id) if transcripts else _NoLines()
     read = 0
 
-    def on_slice(part: int, first_lineno: int, data: bytearray) -> None:
+    def on_slice(part: int, first_lineno: int, data: bytearray, release) -> None:
         nonlocal read
-        raw_lines.add(part, first_lineno, data)
+        if transcripts:
+            raw_lines.add(part, first_lineno, data, release)
+        else:
+            release(data)
         read += len(data)
         if progress:
             progress(read)
@@ -843,7 +848,6 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
             scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
                                 compression=compression, on_slice=on_slice,
                                 cut=split_point(csv_path, compression), transcripts=transcripts, columns=have,
-                                keeps_slices=transcripts,
                                 on_read=raw_lines.start_closing)
         except BaseException:
             raw_lines.abort()
@@ -960,11 +964,11 @@ class _PartWriters:
         self._closer: ThreadPoolExecutor | None = None
         self._closing = None
 
-    def add(self, part: int, first_lineno: int, data) -> int:
+    def add(self, part: int, first_lineno: int, data, release=None) -> int:
         writer = self.writers.get(part)
         if writer is None:
             writer = self.writers[part] = linestore.BlockWriter(self.con, self.source_id, first_lineno=first_lineno)
-        return writer.add(data)
+        return writer.add(data, release)
 
     def start_closing(self) -> None:
         if self._closing is None:

@@ -120,6 +120,8 @@ class BlockWriter:
         self._blocks: list[tuple[int, Future]] = []   # (lines, future of the frame), in file order
         self._queued: deque[tuple[Future, int]] = deque()
         self._queued_bytes = 0
+        # slices given with a release function: (slice, futures of its blocks, release), in order
+        self._held: deque[tuple[object, list[Future], Callable]] = deque()
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=max(1, threads),
                                                                    thread_name_prefix="mw-zstd")
         self._closed = False
@@ -135,8 +137,26 @@ class BlockWriter:
         else:
             self.abort()
 
-    def add(self, data: bytes) -> int:
-        """Queue a slice of whole lines; returns how many lines it holds."""
+    def add(self, data: bytes, release: Callable[[object], None] | None = None) -> int:
+        """Queue a slice of whole lines; returns how many lines it holds.
+
+        ``release(data)`` is called once no block of ``data`` is waiting to be compressed (from
+        a later ``add`` or ``close``, in the caller's thread), so that the caller can read
+        into it again; without it, the blocks keep views of ``data`` until they are compressed."""
+        first_block = len(self._blocks)
+        try:
+            return self._add(data)
+        finally:
+            if release is not None:
+                self._held.append((data, [f for _n, f in self._blocks[first_block:]], release))
+            self._release_done()
+
+    def _release_done(self) -> None:
+        while self._held and all(f.done() for f in self._held[0][1]):
+            data, _futures, release = self._held.popleft()
+            release(data)
+
+    def _add(self, data: bytes) -> int:
         if self._closed:
             raise ValueError("BlockWriter is closed")
         if not data:
@@ -271,10 +291,13 @@ def _slice_buffer(spare: SimpleQueue | None, length: int) -> bytearray:
         buf = None
     if buf is None:
         return bytearray(length)
-    if len(buf) > length:
-        del buf[length:]
-    elif len(buf) < length:
-        buf.extend(bytes(length - len(buf)))
+    try:
+        if len(buf) > length:
+            del buf[length:]
+        elif len(buf) < length:
+            buf.extend(bytes(length - len(buf)))
+    except BufferError:  # a view of it is still alive somewhere (a compression worker's last moment)
+        return bytearray(length)
     return buf
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import duckdb
@@ -267,3 +268,32 @@ def test_read_slices_reads_into_spare_buffers(tmp_path):
         spare.put(data)
     assert b"".join(seen) == path.read_bytes()
     assert len(seen) > 20 and len(ids) <= 2   # (one buffer in use and one being refilled at most)
+
+
+def test_writer_releases_a_slice_only_once_its_blocks_are_compressed(con, tmp_path, monkeypatch):
+    # logs index reads into released slices again: a slice handed back while one of its blocks
+    # still waits for zstd would have that block's text overwritten by the next read. Here the
+    # release overwrites the slice at once, and compression is slow, so any early release shows.
+    slow = linestore._compress_block
+
+    def compress_late(block):
+        time.sleep(0.002)
+        return slow(block)
+
+    monkeypatch.setattr(linestore, "_compress_block", compress_late)
+    lines = [f"Mar  1 06:00:{i % 60:02d} mx1 postfix/smtpd[{i}]: connect from x{i}[10.0.0.{i % 250}]\n"
+             for i in range(4000)]
+    path = tmp_path / "mail.log"
+    path.write_text("".join(lines))
+    released = []
+
+    def release(data):
+        data[:] = b"#" * len(data)   # what the next read into it would do
+        released.append(len(data))
+
+    with linestore.BlockWriter(con, 1, block_size=2048) as writer:
+        for data in linestore.read_slices(str(path), size=16384):
+            writer.add(data, release)
+            time.sleep(0.005)   # the scan of a slice: compressing one takes longer (8 blocks)
+    assert b"".join(raw for _f, _n, raw in blocks(con)) == path.read_bytes()
+    assert len(released) > 3   # slices are released while the writer goes on, not only at the end
