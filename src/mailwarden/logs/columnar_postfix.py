@@ -849,6 +849,9 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
                                 compression=compression, on_slice=on_slice,
                                 cut=split_point(csv_path, compression), transcripts=transcripts, columns=have,
                                 on_read=raw_lines.start_closing)
+        except OverflowError as exc:  # over 2^32 lines: the scanner's transcripts cannot number them
+            raw_lines.abort()
+            raise NeedsCleanCopy(str(exc)) from None
         except BaseException:
             raw_lines.abort()
             raise
