@@ -572,7 +572,7 @@ def line_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"lines": row[0], "unparsed": row[1], "other": row[2], "understood": row[3]}
 
 
-TEMP_TABLES = ("pf_auth_later", "pf_ev0", "pf_ev", "pf_owner", "pf_sess_info", "pf_txn_info", "pf_sessions", "pf_txn", "pf_recip",
+TEMP_TABLES = ("pf_ev0", "pf_ev", "pf_owner", "pf_sess_info", "pf_txn_info", "pf_sessions", "pf_txn", "pf_recip",
                "pf_auth", "pf_rejects", "pf_sl", "pf_rej")
 
 
@@ -672,8 +672,7 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     scanner skips the first half's lines (line numbers, the year rule) and scans its own,
     then is merged into the first (``Scanner.merge``); if the halves cannot be merged exactly,
     the second half is scanned again by the first scanner. The AUTH events are kept slice by
-    slice and go to ``pf_auth`` at the end; everything else waits in the scanner until it is
-    finished (see `load_file`). ``on_slice(part, first_lineno, data, release)`` gets every
+    slice (Arrow); everything else waits in the scanner until it is finished (see `load_file`). ``on_slice(part, first_lineno, data, release)`` gets every
     slice, in file order within its part, and calls ``release(data)`` (from this thread) once
     it holds no view of it any more: released slices are read into again instead of allocated
     anew (fresh memory: the slices of the 1 GiB bench log took 265 MiB of new pages, zeroed,
@@ -682,7 +681,7 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     ``on_read()`` is called once every slice is read and scanned, before the halves are merged.
     ``columns``: {table: names} of the columns that will be built (`index_columns`); the scanners
     keep no strings for the others (a hunt's narrowed index: 200 MiB less on the 1 GiB bench log).
-    Returns the scanner.
+    Returns the scanner and the AUTH rows (a pyarrow Table, file order within each half).
     """
     anchor = anchor or dt.date.today()
 
@@ -691,8 +690,8 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
                                transcripts=transcripts, columns=columns)
 
     scanners = [new_scanner()] if cut is None else [new_scanner(), new_scanner()]
-    # each part's AUTH rows, slice by slice (as Arrow), stored in one INSERT at the end: one
-    # per slice took 0.2-0.3 s of this thread's CPU beside the scanners, and lagged behind them
+    # each part's AUTH rows, slice by slice (as Arrow), stored in one INSERT at the end (see
+    # store_finished): one per slice took 0.2-0.3 s of this thread's CPU beside the scanners
     auth: list[list] = [[] for _ in scanners]
 
     # Reader threads read and scan (the scanner releases the GIL); this one keeps the AUTH
@@ -749,25 +748,13 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
             reader.join()
     if on_read:
         on_read()
-    scanner = scanners[0]
-    _store_auth(con, "pf_auth", auth[0] or [_arrow_table(scanner.scan(b"")[2]["auth"])], create=True)
-    if len(scanners) == 2:
-        if auth[1]:
-            _store_auth(con, "pf_auth_later", auth[1], create=True)
-        _merge_later(con, path, compression, scanner, scanners[1], cut, bool(auth[1]))
-    return scanner
-
-
-def _store_auth(con: duckdb.DuckDBPyConnection, name: str, rows: list, *, create: bool) -> None:
-    """AUTH rows (Arrow tables of scanned slices) into the temp table ``name``."""
     import pyarrow as pa
 
-    con.register("pf_arrow", pa.concat_tables(rows) if len(rows) > 1 else rows[0])
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM pf_arrow" if create
-                    else f"INSERT INTO {name} SELECT * FROM pf_arrow")
-    finally:
-        con.unregister("pf_arrow")
+    scanner = scanners[0]
+    tables = auth[0] or [_arrow_table(scanner.scan(b"")[2]["auth"])]
+    if len(scanners) == 2:
+        tables += _merge_later(path, compression, scanner, scanners[1], cut, auth[1])
+    return scanner, pa.concat_tables(tables)
 
 
 def _skip(scanner, path: str, cut: int) -> int:
@@ -780,30 +767,25 @@ def _skip(scanner, path: str, cut: int) -> int:
             return scanner.skip(view)
 
 
-def _merge_later(con: duckdb.DuckDBPyConnection, path: str, compression: str, scanner, later,
-                 cut: int | None, later_auth: bool) -> None:
-    """Fold the second half's scanner into the first, and its AUTH rows into pf_auth."""
+def _merge_later(path: str, compression: str, scanner, later, cut: int | None, later_auth: list) -> list:
+    """Fold the second half's scanner into the first; returns the second half's AUTH rows
+    (Arrow tables) with the session ids the merge gave them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     renamed = scanner.merge(later)
     if renamed is None:  # not exactly mergeable: the first scanner reads the second half too
-        rows = [_arrow_table(scanner.scan(data)[2]["auth"]) for data in _slices(path, compression, cut, None)]
-        if rows:
-            _store_auth(con, "pf_auth", rows, create=False)
-    elif later_auth:
-        import pyarrow as pa
+        return [_arrow_table(scanner.scan(data)[2]["auth"]) for data in _slices(path, compression, cut, None)]
+    if not renamed:
+        return later_auth
+    old_ids, new_ids = (pa.array(c, pa.int64()) for c in zip(*renamed, strict=True))
 
-        old_ids, new_ids = ([list(c) for c in zip(*renamed, strict=True)] if renamed else ([], []))
-        con.register("pf_renamed", pa.table({"old": pa.array(old_ids, pa.int64()),
-                                             "new": pa.array(new_ids, pa.int64())}))
-        try:
-            con.execute("""
-                INSERT INTO pf_auth
-                SELECT a.lineno, coalesce(r.new, a.session_id), a.ts, a.client_ip, a.user, a.method, a.ok,
-                       a.reason
-                FROM pf_auth_later a LEFT JOIN pf_renamed r ON a.session_id = r.old
-            """)
-        finally:
-            con.unregister("pf_renamed")
-    con.execute("DROP TABLE IF EXISTS pf_auth_later")
+    def rename(table):
+        ids = table.column("session_id")
+        new = pc.take(new_ids, pc.index_in(ids, value_set=old_ids))
+        return table.set_column(table.schema.get_field_index("session_id"), "session_id", pc.coalesce(new, ids))
+
+    return [rename(t) for t in later_auth]
 
 
 def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, source: str,
@@ -845,7 +827,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
 
     try:
         try:
-            scanner = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
+            scanner, auth = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
                                 compression=compression, on_slice=on_slice,
                                 cut=split_point(csv_path, compression), transcripts=transcripts, columns=have,
                                 on_read=raw_lines.start_closing)
@@ -857,16 +839,16 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
             raise
         counts = scanner.finish_begin()
         statements = store_statements(source_id, source, in_order=True, have=have, lookups=lookups)
-        store_finished(con, scanner, statements, raw_lines, transcripts=transcripts, have=have)
+        store_finished(con, scanner, auth, statements, raw_lines, transcripts=transcripts, have=have)
         return counts
     finally:
         drop_temp(con)
 
 
-# Which connection stores which finished table (the raw-line blocks have one of their own, see
+# Which connection stores which table (the raw-line blocks have one of their own, see
 # _PartWriters): about the same work on each.
 STORE_PLAN = (("sessions", "side"), ("transactions", "main"), ("recipients", "side"), ("rejects", "main"),
-              ("session_lines", "main"))
+              ("session_lines", "main"), ("auth", "side"))
 
 # Rows of a finished table built at a time: one DuckDB row group (122,880 rows). Not a multiple
 # of it, and DuckDB writes a part-filled row group for each chunk: 131,072-row chunks took twice
@@ -892,9 +874,10 @@ def _table_stream(scanner, name: str, columns: Collection[str] | None):
     return pa.RecordBatchReader.from_batches(first.schema, batches())
 
 
-def store_finished(con: duckdb.DuckDBPyConnection, scanner, statements: dict[str, str], raw_lines, *,
+def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: dict[str, str], raw_lines, *,
                    transcripts: bool, have: Mapping[str, Collection[str]] | None = None) -> None:
-    """Store the scanner's finished tables, each built chunk by chunk as it is stored.
+    """Store the scanner's finished tables, each built chunk by chunk as it is stored, and the
+    AUTH rows (``auth``, the Arrow table scan_file returned).
 
     Two DuckDB connections store them side by side (DuckDB writes a table mostly on one core),
     each building the chunks it reads (C, GIL released); ``raw_lines.close()`` at the end.
@@ -908,7 +891,7 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, statements: dict[str
 
     def store(c: duckdb.DuckDBPyConnection, name: str) -> None:
         view = SCANNER_TABLES[name]
-        c.register(view, _table_stream(scanner, name, have.get(name)))
+        c.register(view, auth if name == "auth" else _table_stream(scanner, name, have.get(name)))
         try:
             c.execute(statements[name])
         finally:
@@ -920,7 +903,6 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, statements: dict[str
             for name, where in plan:
                 if where == "main":
                     store(con, name)
-            con.execute(statements["auth"])
             raw_lines.close()  # the blocks, stored meanwhile (start_closing) or now
         finally:
             side_done.result()

@@ -443,7 +443,7 @@ def test_new_year_in_the_first_half_dates_the_second(tmp_path):
 def test_index_scans_big_files_in_two_halves(tmp_path, monkeypatch, generated_log):
     merges = []
     real = columnar_postfix._merge_later
-    monkeypatch.setattr(columnar_postfix, "_merge_later", lambda *a, **k: merges.append(a[5]) or real(*a, **k))
+    monkeypatch.setattr(columnar_postfix, "_merge_later", lambda *a, **k: merges.append(a[4]) or real(*a, **k))
     monkeypatch.setattr(columnar_postfix, "TWO_PARTS_MIN_BYTES", 1)
     compiled, sql = index_both(tmp_path, generated_log, monkeypatch, slice_bytes=64 << 10)
     assert len(merges) == 1 and 0 < merges[0] < generated_log.stat().st_size
