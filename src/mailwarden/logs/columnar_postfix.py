@@ -657,12 +657,11 @@ def split_point(path: str, compression: str) -> int | None:
     return cut if 0 <= nl and cut < size else None
 
 
-# What the reader threads hand to the storing thread: (part, first line number, text, AUTH rows).
-# on_slice(part, first line number, text, release): release(text) when done with the text.
+# on_slice(part, first line number, text, release): see scan_file.
 SliceFn = Callable[[int, int, bytearray, Callable[[bytearray], None]], None]
 
 
-def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, first_year: int | None,
+def scan_file(path: str, *, source_id: int, first_year: int | None,
               anchor: dt.date | None, compression: str = "none", on_slice: SliceFn | None = None,
               cut: int | None = None, transcripts: bool = True, on_read: Callable[[], None] | None = None,
               columns: Mapping[str, Collection[str]] | None = None):
@@ -672,12 +671,12 @@ def scan_file(con: duckdb.DuckDBPyConnection, path: str, *, source_id: int, firs
     scanner skips the first half's lines (line numbers, the year rule) and scans its own,
     then is merged into the first (``Scanner.merge``); if the halves cannot be merged exactly,
     the second half is scanned again by the first scanner. The AUTH events are kept slice by
-    slice (Arrow); everything else waits in the scanner until it is finished (see `load_file`). ``on_slice(part, first_lineno, data, release)`` gets every
-    slice, in file order within its part, and calls ``release(data)`` (from this thread) once
-    it holds no view of it any more: released slices are read into again instead of allocated
-    anew (fresh memory: the slices of the 1 GiB bench log took 265 MiB of new pages, zeroed,
-    and the line store's compression holds a few at a time). Without ``on_slice`` each slice
-    is released once scanned. ``transcripts=False``: the scanner keeps no session_lines.
+    slice (Arrow); everything else waits in the scanner until it is finished (see `load_file`).
+    ``on_slice(part, first_lineno, data, release)`` gets every slice, in file order within its
+    part, and calls ``release(data)`` (from this thread) once it holds no view of it any more:
+    released slices are read into again instead of allocated anew (fresh memory: the slices of
+    the 1 GiB bench log took 265 MiB of new pages, zeroed, and the line store's compression
+    holds a few at a time). Without ``on_slice`` each slice is released once scanned. ``transcripts=False``: the scanner keeps no session_lines.
     ``on_read()`` is called once every slice is read and scanned, before the halves are merged.
     ``columns``: {table: names} of the columns that will be built (`index_columns`); the scanners
     keep no strings for the others (a hunt's narrowed index: 200 MiB less on the 1 GiB bench log).
@@ -827,10 +826,10 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
 
     try:
         try:
-            scanner, auth = scan_file(con, csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
-                                compression=compression, on_slice=on_slice,
-                                cut=split_point(csv_path, compression), transcripts=transcripts, columns=have,
-                                on_read=raw_lines.start_closing)
+            scanner, auth = scan_file(csv_path, source_id=source_id, first_year=first_year, anchor=anchor,
+                                      compression=compression, on_slice=on_slice,
+                                      cut=split_point(csv_path, compression), transcripts=transcripts,
+                                      columns=have, on_read=raw_lines.start_closing)
         except OverflowError as exc:  # over 2^32 lines: the scanner's transcripts cannot number them
             raw_lines.abort()
             raise NeedsCleanCopy(str(exc)) from None
