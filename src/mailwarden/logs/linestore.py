@@ -141,8 +141,9 @@ class BlockWriter:
         """Queue a slice of whole lines; returns how many lines it holds.
 
         ``release(data)`` is called once no block of ``data`` is waiting to be compressed (from
-        a later ``add`` or ``close``, in the caller's thread), so that the caller can read
-        into it again; without it, the blocks keep views of ``data`` until they are compressed."""
+        this or a later ``add``, in the caller's thread), so that the caller can read into it
+        again; slices still held at ``close`` are not released (the reading is over by then).
+        Without it, the blocks keep views of ``data`` until they are compressed."""
         first_block = len(self._blocks)
         try:
             return self._add(data)
