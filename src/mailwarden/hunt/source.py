@@ -109,7 +109,7 @@ def load_logs(paths: list[str], db_path: str, *, fmt: str | None = None, year: i
 
         # a throw-away index read by whole-table scans only: no look-up indexes
         summary = index_logs(db_path, paths, year=year, fmt=fmt or "auto", progress=advance,
-                             transcripts=transcripts, lookup_indexes=False, columns=columns)
+                             transcripts=transcripts, lookup_tables=False, columns=columns)
     problems = [r.message if (r.message or "").startswith(r.path) else f"{r.path}: {r.message or r.status}"
                 for r in summary.sources if r.status == "failed"]
     if problems and len(problems) == len(summary.sources):

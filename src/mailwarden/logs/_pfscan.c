@@ -609,9 +609,8 @@ typedef struct { uint64_t h; sref r; } shared_slot;
 typedef struct {
     int ready;            /* made by the table's first finish_rows / finish_table */
     int busy;             /* a call for this table runs (GIL released): one at a time */
-    int by_id;            /* transactions left in id order: message_id is not wanted */
     Py_ssize_t rows;
-    void *keys;           /* txn_key / recip_key, sorted (transactions, recipients, rejects) */
+    void *keys;           /* recip_key, sorted (recipients, rejects); transactions need none */
     /* session_lines: the line numbers, in order, and where each rank's lines begin (ranks + 1) */
     uint32_t *lines;
     int64_t *rank_start;
@@ -1662,20 +1661,9 @@ static int emit_orphan(Scanner *S, column *c, txn_state *t) {
         || emit_i64(&c[24], t->n_lines) < 0) ? -1 : 0;
 }
 
-/* Sort keys: the index stores transactions by Message-ID (NULLs last) and recipients by session,
- * so that DuckDB skips the other row groups on a look-up; sorting here spares DuckDB the sort. */
-typedef struct { const char *p; Py_ssize_t n; int64_t id; Py_ssize_t idx; } txn_key;
+/* Sort keys: the index stores recipients and rejects by session, so that DuckDB skips the other
+ * row groups on a look-up; sorting here spares DuckDB the sort. */
 typedef struct { int64_t session_id, lineno, ref; } recip_key;   /* ref >= 0 delivery, < 0 reject */
-
-static int cmp_txn_key(const void *a, const void *b) {
-    const txn_key *x = a, *y = b;
-    if ((x->n < 0) != (y->n < 0)) return x->n < 0 ? 1 : -1;
-    if (x->n >= 0) {
-        int c = cmp_sv(mk(x->p, x->n), mk(y->p, y->n));
-        if (c) return c;
-    }
-    return (x->id > y->id) - (x->id < y->id);
-}
 
 static int cmp_recip_key(const void *a, const void *b) {
     const recip_key *x = a, *y = b;
@@ -1729,24 +1717,17 @@ static int reject_session_id(const Scanner *S, const reject_line *r, int64_t *id
 }
 
 /* Each finished table has an order, made by its first finish_rows/finish_table: the sorted keys
- * (transactions, recipients, rejects), the session ranks (sessions) or both columns whole
+ * (recipients, rejects), none (transactions), the session ranks (sessions) or both columns whole
  * (session_lines, by a counting sort). Rows are then built range by range, so that DuckDB can
  * store a table in chunks while the next chunk is built, in memory that is used again. The
  * orders only read the planned state, and each table writes its own. */
 static int prepare_transactions(Scanner *S, table_order *o) {
-    Py_ssize_t nt = S->n_txns;
-    txn_key *tkeys = malloc((size_t)(nt + 1) * sizeof(txn_key));
-    if (!tkeys) return -1;
-    for (Py_ssize_t j = 0; j < nt; j++) {
-        sv mid = got(S, S->txns[j].message_id);
-        tkeys[j] = (txn_key){mid.p, mid.n, S->txns[j].id, j};
-    }
-    /* The Message-ID order only serves look-ups by Message-ID (DuckDB's zone maps): a table
-     * built without that column (a hunt's) keeps the id order the transactions were made in,
-     * and spares the sort (0.4 s on the 1 GiB bench log). */
-    if (!o->by_id) qsort(tkeys, (size_t)nt, sizeof(txn_key), cmp_txn_key);
-    o->keys = tkeys;
-    o->rows = nt;
+    /* Transactions are made in the order of their first line, so they are in txn_id order
+     * already (the second half's come after the first's, and the merge folds, never inserts):
+     * the order the index keeps them in, like the other tables (their look-up tables by
+     * Message-ID and queue id are sorted by DuckDB, see columnar_postfix.lookup_statements). */
+    o->rows = S->n_txns;
+    o->keys = NULL;
     return 0;
 }
 
@@ -1929,7 +1910,7 @@ static int build_rows(Scanner *S, int which, const table_order *o, table *t, Py_
             failed = ref >= 0 ? emit_session(S, c, &S->sessions[ref]) : emit_orphan(S, c, &S->txns[-1 - ref]);
             break;
         }
-        case T_TRANSACTIONS: failed = emit_transaction(S, c, ((const txn_key *)o->keys)[k].idx); break;
+        case T_TRANSACTIONS: failed = emit_transaction(S, c, k); break;
         case T_RECIPIENTS: failed = emit_recipient(S, c, &((const recip_key *)o->keys)[k]); break;
         case T_REJECTS: failed = emit_reject(S, c, &((const recip_key *)o->keys)[k]); break;
         default:
@@ -2014,9 +1995,8 @@ static int has_name(PyObject *names, const char *name) {
     return in;
 }
 
-/* The table named, its order made (the GIL released while it is made); NULL with an error set.
- * ``wanted``: the columns the caller builds (None: all), which the first call's order follows. */
-static table_order *table_ready(Scanner *S, const char *name, int *which_out, PyObject *wanted) {
+/* The table named, its order made (the GIL released while it is made); NULL with an error set. */
+static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
     int which = -1;
     for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
     if (which < 0) { PyErr_Format(PyExc_ValueError, "no such table: %s", name); return NULL; }
@@ -2028,11 +2008,6 @@ static table_order *table_ready(Scanner *S, const char *name, int *which_out, Py
     if (o->busy) { PyErr_Format(PyExc_RuntimeError, "%s is being built by another thread", name); return NULL; }
     if (!o->ready) {
         int failed;
-        if (which == T_TRANSACTIONS) {
-            int with_id = has_name(wanted, "message_id");
-            if (with_id < 0) return NULL;
-            o->by_id = !with_id;
-        }
         o->busy = 1;
         S->building++;   /* finish_end refuses while a call runs */
         Py_BEGIN_ALLOW_THREADS
@@ -2049,10 +2024,9 @@ static table_order *table_ready(Scanner *S, const char *name, int *which_out, Py
 
 static PyObject *Scanner_finish_rows(Scanner *S, PyObject *args) {
     const char *name;
-    PyObject *wanted = Py_None;
     int which;
-    if (!PyArg_ParseTuple(args, "s|O", &name, &wanted)) return NULL;
-    table_order *o = table_ready(S, name, &which, wanted);
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    table_order *o = table_ready(S, name, &which);
     return o ? PyLong_FromSsize_t(o->rows) : NULL;
 }
 
@@ -2062,7 +2036,7 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
     Py_ssize_t start = 0, stop = PY_SSIZE_T_MAX;
     int which;
     if (!PyArg_ParseTuple(args, "s|Onn", &name, &wanted, &start, &stop)) return NULL;
-    table_order *o = table_ready(S, name, &which, wanted);
+    table_order *o = table_ready(S, name, &which);
     if (!o) return NULL;
     for (size_t k = 0; k < sizeof DROPPABLE / sizeof *DROPPABLE; k++) {   /* its text was not kept */
         if (DROPPABLE[k].table != which || !(S->drop & DROPPABLE[k].bit)) continue;
@@ -2203,9 +2177,8 @@ static PyMethodDef Scanner_methods[] = {
      "finish_begin() -> counts: the line counts; plans the tables for finish_table(). Instead of\n"
      "finish(), so that DuckDB can store one table while the next is built."},
     {"finish_rows", (PyCFunction)Scanner_finish_rows, METH_VARARGS,
-     "finish_rows(name, columns=None) -> the number of rows of one finished table (sessions,\n"
-     "transactions, recipients, rejects or session_lines); puts them in order, once. Transactions\n"
-     "are ordered by Message-ID unless columns (those the caller builds) leave message_id out."},
+     "finish_rows(name) -> the number of rows of one finished table (sessions,\n"
+     "transactions, recipients, rejects or session_lines); puts them in order, once."},
     {"finish_table", (PyCFunction)Scanner_finish_table, METH_VARARGS,
      "finish_table(name, columns=None, start=0, stop=all) -> columns of rows [start, stop) of one\n"
      "finished table, between finish_begin() and finish_end(); a table may be built in any number\n"

@@ -513,7 +513,7 @@ _STORED: dict[str, tuple[str, str, str, tuple]] = {
         "dsn", "detail", "ts", "lineno")),
     # Which lines make each session's transcript.
     "session_lines": ("session_lines", "pf_sl", "session_id, lineno", ("session_id", ("source_id", "{sid}"), "lineno")),
-    "transactions": ("transactions", "pf_txn", "message_id, txn_id", (
+    "transactions": ("transactions", "pf_txn", "txn_id", (
         "session_id", ("source_id", "{sid}"), "txn_id", "queue_id", "message_id", "sender", "size",
         ("accepted", "accepted::BOOLEAN"), "reject_reason", "subject", "start_ts", "end_ts", "spam_score",
         "spam_threshold", "nrcpt", ("removed", "removed::BOOLEAN"))),
@@ -531,13 +531,13 @@ def store_statements(source_id: int, source: str, *, in_order: bool,
                      have: Mapping[str, Collection[str]] | None = None, lookups: bool = True) -> dict[str, str]:
     """The INSERT of each index table from its intermediate table (pf_sessions, pf_txn, ...).
 
-    ``in_order``: the rows are already in the order the index keeps (the compiled path sorts
-    them: sessions, recipients, rejects and transcript lines by session, transactions by Message-ID),
-    so they are stored as they are instead of sorted again. ``have``: {table: its columns} of
+    ``in_order``: the rows are already in the order the index keeps (the compiled path makes
+    them so: sessions, recipients, rejects and transcript lines by session, transactions by
+    txn_id), so they are stored as they are instead of sorted again. ``have``: {table: its columns} of
     an index narrowed by ``index_logs(columns=...)``; the missing columns are not stored.
     ``lookups=False``: an index read by whole-table scans only (a hunt's) stores the AUTH rows
     as they arrived, slice by slice, instead of sorting them by session for look-ups (0.3-0.4 s
-    of the 1 GiB bench log's load).
+    of the 1 GiB bench log's load), and no look-up tables (``lookup_keys``, see lookup_statement).
     """
     values = {"sid": str(int(source_id)), "src": "'" + source.replace("'", "''") + "'"}
     statements = {}
@@ -549,15 +549,29 @@ def store_statements(source_id: int, source: str, *, in_order: bool,
         exprs = ", ".join(e.format(**values) if "{" in e else e for _, e in pairs)
         ordered = f"ORDER BY {order}" if (name == "auth" and lookups) or not in_order else ""
         statements[name] = f"INSERT INTO {table} ({columns}) SELECT {exprs} FROM {intermediate} {ordered}"
+    if lookups:
+        statements["lookup_keys"] = lookup_statement(source_id)
     return statements
 
 
+def lookup_statement(source_id: int) -> str:
+    """Fill the look-up tables (message_ids, queue_ids) of one loaded file from its stored
+    transactions, each sorted by its key: a look-up then reads one row group of each file.
+    Every loader runs it once its transactions are stored (a hunt's index needs none)."""
+    sid = int(source_id)
+    return "; ".join(
+        f"INSERT INTO {table} SELECT {key}, session_id, source_id FROM transactions "
+        f"WHERE source_id = {sid} AND {key} IS NOT NULL AND session_id IS NOT NULL ORDER BY {key}"
+        for table, key in (("message_ids", "message_id"), ("queue_ids", "queue_id")))
+
+
 def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *,
-                  transcripts: bool = True, have: Mapping[str, Collection[str]] | None = None) -> None:
+                  transcripts: bool = True, lookups: bool = True,
+                  have: Mapping[str, Collection[str]] | None = None) -> None:
     """Fill the index tables from the intermediate tables of the SQL path, one after another."""
-    statements = store_statements(source_id, source, in_order=False, have=have)
-    for name in ("sessions", "recipients", "session_lines", "transactions", "auth", "rejects"):
-        if name != "session_lines" or transcripts:
+    statements = store_statements(source_id, source, in_order=False, have=have, lookups=lookups)
+    for name in ("sessions", "recipients", "session_lines", "transactions", "lookup_keys", "auth", "rejects"):
+        if name in statements and (name != "session_lines" or transcripts):
             con.execute(statements[name])
 
 
@@ -795,7 +809,8 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
 
     The caller owns the transaction (a failed load leaves nothing behind). ``transcripts=False``:
     no raw lines (``line_blocks``) and no ``session_lines`` (a hunt's throw-away index).
-    ``lookups=False``: rows need no order for point look-ups (the same; see store_statements).
+    ``lookups=False``: no look-up tables, and rows need no order for point look-ups (the same;
+    see store_statements).
     Only the columns the index's tables have are built and stored (see index_logs' columns).
     """
     have = index_columns(con)
@@ -806,7 +821,7 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
                 for data in _slices(csv_path, compression):
                     raw_lines.add(data)
             con.execute("RESET preserve_insertion_order")
-            finish_tables(con, source_id, source, transcripts=transcripts, have=have)
+            finish_tables(con, source_id, source, transcripts=transcripts, lookups=lookups, have=have)
             return counts
         finally:
             con.execute("RESET preserve_insertion_order")
@@ -845,9 +860,11 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
 
 
 # Which connection stores which table (the raw-line blocks have one of their own, see
-# _PartWriters): about the same work on each.
+# _PartWriters): about the same work on each. On the 1 GiB bench log, side by side: sessions
+# 2.9 s and recipients 1.4 s; transactions 1.5, rejects 0.9, session_lines 0.6, the look-up
+# tables 1.1 (after transactions: they are read from it) and the AUTH rows 0.3.
 STORE_PLAN = (("sessions", "side"), ("transactions", "main"), ("recipients", "side"), ("rejects", "main"),
-              ("session_lines", "main"), ("auth", "side"))
+              ("session_lines", "main"), ("lookup_keys", "main"), ("auth", "main"))
 
 # Rows of a finished table built at a time: one DuckDB row group (122,880 rows). Not a multiple
 # of it, and DuckDB writes a part-filled row group for each chunk: 131,072-row chunks took twice
@@ -861,7 +878,7 @@ def _table_stream(scanner, name: str, columns: Collection[str] | None):
     page faults, on the 1 GiB bench log), and building overlaps storing."""
     import pyarrow as pa
 
-    rows = scanner.finish_rows(name, columns)
+    rows = scanner.finish_rows(name)
     first = _arrow_table(scanner.finish_table(name, columns, 0, min(rows, CHUNK_ROWS)))
 
     def batches():
@@ -876,19 +893,24 @@ def _table_stream(scanner, name: str, columns: Collection[str] | None):
 def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: dict[str, str], raw_lines, *,
                    transcripts: bool, have: Mapping[str, Collection[str]] | None = None) -> None:
     """Store the scanner's finished tables, each built chunk by chunk as it is stored, and the
-    AUTH rows (``auth``, the Arrow table scan_file returned).
+    AUTH rows (``auth``, the Arrow table scan_file returned), then the look-up tables when
+    ``statements`` has them (from the stored transactions, on the connection that stored them).
 
     Two DuckDB connections store them side by side (DuckDB writes a table mostly on one core),
     each building the chunks it reads (C, GIL released); ``raw_lines.close()`` at the end.
     Only the columns the index's table has are built (all but in a hunt's throw-away index).
     The scanner's state is freed at the end.
     """
-    plan = [(name, where) for name, where in STORE_PLAN if transcripts or name != "session_lines"]
+    plan = [(name, where) for name, where in STORE_PLAN
+            if (transcripts or name != "session_lines") and (name != "lookup_keys" or name in statements)]
     have = have or {}
     side = con.cursor()
     storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index")
 
     def store(c: duckdb.DuckDBPyConnection, name: str) -> None:
+        if name not in SCANNER_TABLES:   # the look-up tables: SQL over what is stored already
+            c.execute(statements[name])
+            return
         view = SCANNER_TABLES[name]
         c.register(view, auth if name == "auth" else _table_stream(scanner, name, have.get(name)))
         try:

@@ -40,7 +40,9 @@ from mailwarden.logs import columnar_postfix, linestore
 from mailwarden.logs.columnar_postfix import ID_BASE, MAX_LINE_BYTES
 from mailwarden.logs.model import LogLine, Recipient, Session, Transaction
 
-SCHEMA_VERSION = "2"   # 2: raw lines in zstd blocks (line_blocks), not one row per line
+# 2: raw lines in zstd blocks (line_blocks), not one row per line; 3: transactions in session
+# order and the look-up tables message_ids / queue_ids, instead of two ART indexes
+SCHEMA_VERSION = "3"
 HEAD_BYTES = 64 * 1024
 SANITIZE_CHUNK = 4 << 20
 # find_sessions without a message id / queue id returns at most this many sessions.
@@ -114,8 +116,9 @@ def schema_sql() -> str:
 # * no asynchronous I/O threads: DuckDB 2.0 starts 8 of them with every database instance (and
 #   joins them at close) for Parquet/CSV reads; its own file format is read synchronously, so for
 #   a look-up they were only ~3 ms of thread start-up and shut-down;
-# * session ids handed from a join to an index scan as a list up to DEFAULT_FIND_LIMIT of them
-#   (DuckDB's default, 50, would make a look-up matching more sessions scan all of transactions).
+# * session ids handed from a join to the scan of transactions as a list of up to
+#   DEFAULT_FIND_LIMIT of them, which the row groups' min/max are checked against (DuckDB's
+#   default, 50, would make a look-up matching more sessions read all of transactions).
 # Settings a DuckDB does not know (async_threads is new in 2.0) are left out.
 LOOKUP_CONFIG = {"threads": 1, "async_threads": 0, "dynamic_or_filter_threshold": DEFAULT_FIND_LIMIT}
 
@@ -333,8 +336,8 @@ def _next_source_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _delete_source(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
-    for table in ("sessions", "transactions", "recipients", "auth_events", "rejects", "line_blocks",
-                  "session_lines", "sources"):
+    for table in ("sessions", "transactions", "message_ids", "queue_ids", "recipients", "auth_events", "rejects",
+                  "line_blocks", "session_lines", "sources"):
         con.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
 
 
@@ -361,29 +364,28 @@ def _match_loaded(con: duckdb.DuckDBPyConnection, path: str, fp: Fingerprint) ->
 
 def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | None = None,
                fmt: str = "auto", progress: ProgressFn | None = None, transcripts: bool = True,
-               lookup_indexes: bool = True, columns: Mapping[str, Collection[str]] | None = None) -> IndexSummary:
+               lookup_tables: bool = True, columns: Mapping[str, Collection[str]] | None = None) -> IndexSummary:
     """Load logs into the index at ``db_path`` (created if needed). Never raises for one bad file:
     its result says ``failed`` and why; raises IndexUnavailable when the database itself is unusable.
 
     ``transcripts=False`` (a hunt's throw-away index): Postfix logs keep no raw lines and no
     ``session_lines``, so sessions have no transcript; every other table is the same.
-    ``lookup_indexes=False`` (the same): no ART indexes on transactions (queue id, session),
-    which only point look-ups use; maintaining them took half of the transactions insert; nor
-    are the AUTH rows sorted for look-ups (columnar_postfix.store_statements).
+    ``lookup_tables=False`` (the same): the look-up tables by Message-ID and queue id
+    (message_ids, queue_ids), which only point look-ups use, stay empty; nor are the AUTH rows
+    sorted for look-ups (columnar_postfix.store_statements).
     ``columns`` (the same, for a new index only): {table: names} of the columns to keep; the
     tables named lose every other column but source_id, so nothing is built or stored for them
     (a query of a dropped column fails to bind, never reads NULLs that were not logged)."""
     from mailwarden.logs.sources import STDIN, order_rotated
 
+    if columns and lookup_tables:
+        raise ValueError("a narrowed index (columns=...) has no look-up tables: pass lookup_tables=False")
     started = time.perf_counter()
     summary = IndexSummary(db=str(db_path))
     con = connect(db_path)
     spill_dir = tempfile.mkdtemp(prefix="mailwarden-spill-")
     done_bytes = 0
     try:
-        if not lookup_indexes:
-            for name in ("transactions_queue", "transactions_session"):
-                con.execute(f"DROP INDEX IF EXISTS {name}")
         if columns:
             _narrow(con, str(db_path), columns)
         _limit_memory(con, spill_dir)
@@ -416,7 +418,7 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
                         result.status, result.message = "skipped", f"already loaded as {old_path}"
                     continue
                 result.status = _load_one(con, path_for_read, result, fp, year=year, fmt=fmt, transcripts=transcripts,
-                                          lookups=lookup_indexes, tmpdir=tmpdir,
+                                          lookups=lookup_tables, tmpdir=tmpdir,
                                           replace_id=old_id if verdict == "grew" else None,
                                           progress=progress, done_bytes=done_bytes)
             except MailwardenError as exc:
@@ -516,6 +518,8 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: str, result: SourceResult, f
             else:
                 counts = _load_with_readers(con, read_path, comp, source_id=source_id, source=stored_path,
                                             dialect=dialect, year=first_year, mtime_path=path)
+                if lookups:
+                    con.execute(columnar_postfix.lookup_statement(source_id))
             sessions = con.execute("SELECT count(*) FROM sessions WHERE source_id = ?", [source_id]).fetchall()[0][0]
             con.execute(
                 "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -703,13 +707,8 @@ TRANSACTION_COLUMNS = """session_id, txn_id, queue_id, message_id, sender, size,
 
 def _find(con, path, message_id, queue_id, since, until, limit, *, checked=True) -> list[Session]:
     """``checked``: the connection's schema version was checked already (else the first query does it)."""
-    where, params = [], []
-    if message_id:
-        where.append("message_id = ?")
-        params.append(message_id.strip().strip("<>").strip())
-    if queue_id:
-        where.append("queue_id = ?")
-        params.append(queue_id.strip())
+    message_id = message_id.strip().strip("<>").strip() if message_id else None
+    queue_id = queue_id.strip() if queue_id else None
     time_sql, time_params = "", []
     if since is not None:
         time_sql += " AND s.end_ts >= ?"
@@ -717,11 +716,16 @@ def _find(con, path, message_id, queue_id, since, until, limit, *, checked=True)
     if until is not None:
         time_sql += " AND s.start_ts <= ?"
         time_params.append(_utc_naive(until) if until.tzinfo else until)
-    if where:
+    if message_id or queue_id:
         # Round 1, one query: the transactions of every session holding a matching one.
-        txns = _lookup(con, path, " AND ".join(where), params, check=not checked)
-        if not txns and message_id:  # Message-IDs are compared exactly first; then without case
-            txns = _lookup(con, path, "lower(message_id) = lower(?)", [message_id.strip().strip("<>").strip()])
+        if message_id:
+            txns = _holding(_lookup(con, path, "message_ids", "message_id = ?", [message_id], check=not checked),
+                            message_id, queue_id)
+            if not txns:  # Message-IDs are compared exactly first; then without case
+                txns = _holding(_lookup(con, path, "message_ids", "lower(message_id) = lower(?)", [message_id]),
+                                message_id.lower(), queue_id, fold=True)
+        else:
+            txns = _lookup(con, path, "queue_ids", "queue_id = ?", [queue_id], check=not checked)
         if not txns:
             return []
         # Round 2: the sessions and the rest, the ids as literals: DuckDB then skips every row
@@ -743,13 +747,16 @@ def _find(con, path, message_id, queue_id, since, until, limit, *, checked=True)
     return _build_sessions(rows, parts)
 
 
-def _lookup(con, path: str, where: str, params: list, *, check: bool = False) -> list[tuple]:
-    """TRANSACTION_COLUMNS rows of the transactions of every session with a transaction matching
-    ``where``, in one query: DuckDB hands the session ids of the inner look-up to the index scan
-    of transactions_session. ``check``: the same round trip turns the progress bar off and reads
-    the schema version (IndexUnavailable as `check_schema` says, when it is not ours)."""
+def _lookup(con, path: str, keys: str, where: str, params: list, *, check: bool = False) -> list[tuple]:
+    """TRANSACTION_COLUMNS rows of the transactions of every session that ``where`` finds in the
+    look-up table ``keys`` (message_ids or queue_ids), in one query. The look-up table is sorted
+    by its key within each loaded file, and transactions are stored in session order, so DuckDB
+    reads one row group of each for each file: it hands the session ids of the inner look-up to
+    the scan of transactions, whose min/max per row group skip the others. ``check``: the same
+    round trip turns the progress bar off and reads the schema version (IndexUnavailable as
+    `check_schema` says, when it is not ours)."""
     sql = (f"SELECT {TRANSACTION_COLUMNS} FROM transactions "
-           f"WHERE session_id IN (SELECT session_id FROM transactions WHERE {where})")
+           f"WHERE session_id IN (SELECT session_id FROM {keys} WHERE {where})")
     if not check:
         return con.execute(sql, params).fetchall()
     try:
@@ -763,6 +770,16 @@ def _lookup(con, path: str, where: str, params: list, *, check: bool = False) ->
     if not found or found[0][0] != SCHEMA_VERSION:
         check_schema(con, path)
     return [r[1:] for r in found if r[1] is not None]   # the row of an empty LEFT JOIN is all NULL
+
+
+def _holding(txns: list[tuple], message_id: str, queue_id: str | None, *, fold: bool = False) -> list[tuple]:
+    """The transactions of the sessions among ``txns``' that hold one transaction with both the
+    Message-ID (``fold``: compared in lower case) and, when given, the queue id: the look-up
+    table found them by Message-ID alone."""
+    if queue_id is None:
+        return txns
+    held = {r[0] for r in txns if r[2] == queue_id and ((r[3] or "").lower() if fold else r[3]) == message_id}
+    return [r for r in txns if r[0] in held]
 
 
 def _check_first(con, path: str) -> None:

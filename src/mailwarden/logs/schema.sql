@@ -150,12 +150,21 @@ CREATE TABLE IF NOT EXISTS session_lines (
     lineno      BIGINT NOT NULL
 );
 
--- find_sessions looks transactions up by queue id and by session_id, but transactions are
--- stored in Message-ID order (which is what makes the Message-ID look-up skip row groups), so
--- both would be full scans. These ART indexes make them point look-ups: on the 1 GiB bench log
--- (1.6 M transactions) they take about 1 s to build and 57 MiB, and cut a queue-id find from
--- ~75 to ~51 ms and a Message-ID find by 3-5 ms. The other tables are stored in session order
--- and their min/max statistics already skip the other row groups; indexes on them measured no
--- gain, nor one on message_id.
-CREATE INDEX IF NOT EXISTS transactions_queue ON transactions (queue_id);
-CREATE INDEX IF NOT EXISTS transactions_session ON transactions (session_id);
+-- The look-up tables of find_sessions: which session logged a Message-ID / a queue id. Every
+-- table above is stored in session order (transactions in txn_id order), so DuckDB's min/max
+-- per row group find a session's rows; these two are sorted by their key within each loaded
+-- file, so a look-up by key reads one row group of each file. Filled from the stored
+-- transactions once a file is loaded (columnar_postfix.lookup_statement); transactions with no
+-- session are not in them. They replace two ART indexes on transactions (schema 2): on the
+-- 1 GiB bench log those cost 0.6-0.9 s of the load and 59 MiB, these 0.3 s and 15 MiB.
+CREATE TABLE IF NOT EXISTS message_ids (
+    message_id  VARCHAR NOT NULL,     -- as in transactions.message_id
+    session_id  BIGINT NOT NULL,
+    source_id   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS queue_ids (
+    queue_id    VARCHAR NOT NULL,     -- as in transactions.queue_id
+    session_id  BIGINT NOT NULL,
+    source_id   INTEGER NOT NULL
+);

@@ -100,7 +100,7 @@ def test_a_hunt_from_logs_keeps_only_the_columns_it_reads(tmp_path, monkeypatch,
         monkeypatch.setattr(columnar_postfix, "_pfscan", None)
     full, narrow = tmp_path / "full.duckdb", tmp_path / "narrow.duckdb"
     index_logs(full, [LOG], year=2026)
-    summary = index_logs(narrow, [LOG], year=2026, transcripts=False, lookup_indexes=False, columns=COLUMNS_READ)
+    summary = index_logs(narrow, [LOG], year=2026, transcripts=False, lookup_tables=False, columns=COLUMNS_READ)
     assert [s.status for s in summary.sources] == ["loaded"]
     with duckdb.connect(str(full), read_only=True) as f, duckdb.connect(str(narrow), read_only=True) as n:
         for table, names in COLUMNS_READ.items():
@@ -120,5 +120,5 @@ def test_only_a_new_index_is_narrowed(tmp_path):
     db = tmp_path / "idx.duckdb"
     index_logs(db, [LOG], year=2026)
     with pytest.raises(ValueError, match="narrows only a new index"):
-        index_logs(db, [LOG], year=2026, columns=COLUMNS_READ)
+        index_logs(db, [LOG], year=2026, columns=COLUMNS_READ, lookup_tables=False)
     assert index_logs(db, [LOG], year=2026).sources[0].status == "skipped"  # nothing was dropped

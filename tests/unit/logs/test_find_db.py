@@ -16,7 +16,13 @@ import duckdb
 import pytest
 
 from mailwarden.logs.find import session_to_json
-from mailwarden.logs.index import IndexUnavailable, connect, find_sessions, index_logs
+from mailwarden.logs.index import (
+    SCHEMA_VERSION,
+    IndexUnavailable,
+    connect,
+    find_sessions,
+    index_logs,
+)
 from mailwarden.output import to_jsonable
 
 LOG = [
@@ -94,6 +100,12 @@ def test_queue_id_limit_and_windows(indexed):
     assert [s.client_ip for s in find_sessions(db, message_id="dup@example.com", since=noon)] == ["198.51.100.8"]
     assert [s.client_ip for s in find_sessions(db, message_id="dup@example.com", until=noon)] == ["198.51.100.7"]
     assert find_sessions(db, message_id="dup@example.com", queue_id="BBBBB22222")[0].client_ip == "198.51.100.8"
+    # both given: one transaction must have both (found by Message-ID, then checked), with or without case
+    assert [s.client_ip for s in find_sessions(db, message_id="dup@example.com", queue_id="AAAAA11111")] == [
+        "198.51.100.7"]
+    assert [s.client_ip for s in find_sessions(db, message_id="DUP@example.com", queue_id="BBBBB22222")] == [
+        "198.51.100.8"]
+    assert find_sessions(db, message_id="dup@example.com", queue_id="CCCCC33333") == []
     assert find_sessions(db, message_id="DUP@Example.COM") != []      # case-insensitive fallback
     assert find_sessions(db, message_id="it's \"odd\" \\ ;--") == []
     assert find_sessions(db, queue_id="CCCCC33333") == []
@@ -136,5 +148,15 @@ def test_not_an_index_of_this_version(tmp_path, indexed):
     con.close()
     for query in ({"message_id": "dup@example.com"}, {"message_id": "nobody@nowhere"},
                   {"queue_id": "AAAAA11111"}, {"since": dt.datetime(2026, 3, 1)}):
-        with pytest.raises(IndexUnavailable, match="schema version 1 is not 2"):
+        with pytest.raises(IndexUnavailable, match=f"schema version 1 is not {SCHEMA_VERSION}"):
             find_sessions(older, **query)
+    # schema 2's shape (ART indexes on transactions, no look-up tables): refused, not a DuckDB error
+    two = tmp_path / "two.duckdb"
+    two.write_bytes(db.read_bytes())
+    con = duckdb.connect(str(two))
+    con.execute("DROP TABLE message_ids; DROP TABLE queue_ids; CREATE INDEX tq ON transactions (queue_id)")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    for query in ({"message_id": "dup@example.com"}, {"queue_id": "AAAAA11111"}, {"since": dt.datetime(2026, 3, 1)}):
+        with pytest.raises(IndexUnavailable, match=f"schema version 2 is not {SCHEMA_VERSION}; re-create it"):
+            find_sessions(two, **query)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailwarden.logs.find import read_sessions
-from mailwarden.logs.index import find_sessions, index_logs
+from mailwarden.logs.index import SCHEMA_VERSION, find_sessions, index_logs
 from mailwarden.logs.linestore import register_lines_view
 from tests.conftest import REPO, corpus_path, generate_postfix_log
 
@@ -455,7 +455,7 @@ def test_version_1_index_is_refused_unchanged(tmp_path):
     con.execute("CREATE TABLE lines (source_id INTEGER, lineno BIGINT, text VARCHAR)")
     con.close()
     for read_only in (True, False):
-        with pytest.raises(IndexUnavailable, match="schema version 1 is not 2; re-create it"):
+        with pytest.raises(IndexUnavailable, match=f"schema version 1 is not {SCHEMA_VERSION}; re-create it"):
             connect(db, read_only=read_only)
     summary_error = None
     try:
@@ -470,15 +470,32 @@ def test_version_1_index_is_refused_unchanged(tmp_path):
         con.close()
 
 
-def test_throw_away_index_has_no_lookup_indexes(tmp_path):
-    # what `hunt LOG...` builds: the same rows, without the ART indexes of point look-ups
-    log = corpus_path("fail2ban", "postfix.log")
-    if not log.exists():
-        pytest.skip(f"{log} not present")
+def test_lookup_tables_hold_every_key_sorted_per_file(tmp_path):
+    """message_ids / queue_ids: one row per transaction with a session and the key, for every
+    loader (compiled Postfix, Exim's Python readers), each file's rows sorted by key; what
+    `hunt LOG...` builds (lookup_tables=False) has the same rows elsewhere and none in them."""
+    logs = [corpus_path("fail2ban", "postfix.log"), corpus_path("exim-testsuite", "log", "0008")]
+    if not all(log.exists() for log in logs):
+        pytest.skip("corpus logs not present")
+    plain = generate_postfix_log(tmp_path / "mail.log", seed=5, lines=3000)
     full, bare = tmp_path / "full.duckdb", tmp_path / "bare.duckdb"
-    index_logs(full, [str(log)])
-    index_logs(bare, [str(log)], lookup_indexes=False)
-    names = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'transactions' ORDER BY 1"
-    assert [r[0] for r in rows(full, names)] == ["transactions_queue", "transactions_session"]
-    assert rows(bare, names) == []
-    assert one(bare, "SELECT count(*) FROM transactions") == one(full, "SELECT count(*) FROM transactions") > 0
+    summary = index_logs(full, [*map(str, logs), str(plain)], year=2026)
+    assert [s.status for s in summary.sources] == ["loaded"] * 3
+    index_logs(bare, [str(plain)], year=2026, lookup_tables=False)
+    assert rows(full, "SELECT count(*) FROM duckdb_indexes()") == [(0,)]
+    for table, key in (("message_ids", "message_id"), ("queue_ids", "queue_id")):
+        expected = rows(full, f"""SELECT {key}, session_id, source_id FROM transactions
+                                  WHERE {key} IS NOT NULL AND session_id IS NOT NULL ORDER BY ALL""")
+        # Message-IDs: the Exim log and the generated one; queue ids: all three
+        assert len({r[2] for r in expected}) == (2 if key == "message_id" else 3), table
+        assert rows(full, f"SELECT * FROM {table} ORDER BY ALL") == expected
+        stored = rows(full, f"SELECT source_id, {key} FROM {table}")   # storage order
+        for source_id in {r[0] for r in stored}:
+            keys = [k for sid, k in stored if sid == source_id]
+            assert keys == sorted(keys), (table, source_id)
+        assert one(bare, f"SELECT count(*) FROM {table}") == 0
+    plain_id = one(full, "SELECT source_id FROM sources WHERE path = ?", [str(plain)])
+    assert one(bare, "SELECT count(*) FROM transactions") == one(
+        full, "SELECT count(*) FROM transactions WHERE source_id = ?", [plain_id]) > 0
+    with pytest.raises(ValueError, match="lookup_tables=False"):
+        index_logs(tmp_path / "narrow.duckdb", [str(plain)], columns={"sessions": ["session_id"]})

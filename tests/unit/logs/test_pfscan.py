@@ -37,6 +37,8 @@ TABLES = {
     "auth_events": "lineno",
     "rejects": "lineno",
     "session_lines": "session_id, lineno",
+    "message_ids": "message_id, session_id",
+    "queue_ids": "queue_id, session_id",
 }
 SOURCE_COLUMNS = "lines, unparsed, other, year_assumed, sessions, dialect"
 
@@ -320,9 +322,13 @@ def test_progress_moves_with_the_slices(tmp_path, monkeypatch, generated_log):
     assert parsing == sorted(parsing) and parsing[-1] == size
 
 
-def test_rows_are_stored_in_lookup_order(tmp_path, generated_log):
+@pytest.mark.parametrize("two_parts", [False, True])
+def test_rows_are_stored_in_lookup_order(tmp_path, monkeypatch, generated_log, two_parts):
     # find --db skips row groups by their min/max: sessions, recipients and transcript lines
-    # must be stored by session, transactions by Message-ID (NULLs last); the scanner sorts them
+    # must be stored by session, transactions by txn_id (the scanner makes them so), and the
+    # look-up tables by their key (DuckDB sorts them); a file scanned in halves too
+    if two_parts:
+        monkeypatch.setattr(columnar_postfix, "TWO_PARTS_MIN_BYTES", 1)
     db = tmp_path / "i.duckdb"
     index_logs(db, [str(generated_log)], year=2026)
     con = duckdb.connect(str(db), read_only=True, config={"threads": 1})
@@ -336,8 +342,11 @@ def test_rows_are_stored_in_lookup_order(tmp_path, generated_log):
         assert recipients == sorted(recipients)
         rejects = [(s is None, s or 0, n) for s, n in stored("SELECT session_id, lineno FROM rejects")]
         assert len(rejects) > 100 and rejects == sorted(rejects)  # NULL sessions last
-        mids = [(m is None, m or "", t) for m, t in stored("SELECT message_id, txn_id FROM transactions")]
-        assert len(mids) > 100 and mids == sorted(mids)
+        txns = stored("SELECT txn_id FROM transactions")
+        assert len(txns) > 100 and txns == sorted(txns)
+        for table, key in (("message_ids", "message_id"), ("queue_ids", "queue_id")):
+            keys = stored(f"SELECT {key} FROM {table}")
+            assert len(keys) > 100 and keys == sorted(keys), table
     finally:
         con.close()
 
@@ -495,9 +504,6 @@ def test_finish_table_builds_only_the_columns_asked_for(generated_log):
             rows = _rows(scanner.finish_table(name, frozenset(columns) | {"not-a-column"}))
             assert rows and set(rows[0]) == set(columns)
             expected = [{c: row[c] for c in columns} for row in whole[name]]
-            if name == "transactions":  # no message_id: in id order, not Message-ID order
-                expected.sort(key=lambda row: row["txn_id"])
-                assert expected != [{c: row[c] for c in columns} for row in whole[name]]
             assert rows == expected, name
         assert _rows(scanner.finish_table("session_lines")) == []   # no transcripts kept
         assert whole["session_lines"]
@@ -601,19 +607,19 @@ def test_tables_built_in_ranges_are_the_whole_tables(text, chunk):
 
 @settings(max_examples=25, deadline=None)
 @given(text=log_lines())
-def test_transactions_without_message_id_come_in_id_order(text):
-    # a hunt's narrowed index stores no message_id: its transactions skip the Message-ID sort
+def test_transactions_come_in_id_order(text):
+    # the index stores transactions in txn_id order, as the scanner makes them (no sort): a
+    # transaction is made at its first line, whatever the lines after it, its columns narrowed or not
     data = text.encode()
     whole, _counts, _auth = scan_whole(data)
+    assert [r["txn_id"] for r in whole["transactions"]] == sorted(r["txn_id"] for r in whole["transactions"])
     columns = ("txn_id", "session_id", "sender", "accepted")
     scanner = Scanner(10**12, 0, 2026, 3)
     scanner.scan(data)
     scanner.finish_begin()
     try:
-        assert scanner.finish_rows("transactions", columns) == len(whole["transactions"])
+        assert scanner.finish_rows("transactions") == len(whole["transactions"])
         got = _rows(scanner.finish_table("transactions", columns))
     finally:
         scanner.finish_end()
-    assert [r["txn_id"] for r in got] == sorted(r["txn_id"] for r in whole["transactions"])
-    assert sorted(got, key=lambda r: r["txn_id"]) == sorted(
-        ({c: r[c] for c in columns} for r in whole["transactions"]), key=lambda r: r["txn_id"])
+    assert got == [{c: r[c] for c in columns} for r in whole["transactions"]]
