@@ -156,9 +156,12 @@ CREATE TABLE IF NOT EXISTS session_lines (
 -- file, so a look-up by key reads one row group of each file. Filled from the stored
 -- transactions once a file is loaded (columnar_postfix.lookup_statement); transactions with no
 -- session are not in them. They replace two ART indexes on transactions (schema 2): on the
--- 1 GiB bench log those cost 0.6-0.9 s of the load and 59 MiB, these 0.3 s and 15 MiB.
+-- 1 GiB bench log those cost 0.6-0.9 s of the load and 59 MiB, these about as much time
+-- (0.55 s alone, 1.0-1.2 s beside the other inserts) and 30 MiB.
+-- Message-IDs are all different and long: DuckDB's compression (DICT_FSST) of them took 0.5-0.65 s
+-- of CPU for the 730 k of the 1 GiB bench log, 0.3 s without, for 12 MiB more (23.5 MiB).
 CREATE TABLE IF NOT EXISTS message_ids (
-    message_id  VARCHAR NOT NULL,     -- as in transactions.message_id
+    message_id  VARCHAR NOT NULL USING COMPRESSION uncompressed,   -- as in transactions.message_id
     session_id  BIGINT NOT NULL,
     source_id   INTEGER NOT NULL
 );
