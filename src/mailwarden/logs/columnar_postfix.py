@@ -902,7 +902,7 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: di
     The scanner's state is freed at the end.
     """
     plan = [(name, where) for name, where in STORE_PLAN
-            if (transcripts or name != "session_lines") and (name != "lookup_keys" or name in statements)]
+            if name in statements and (transcripts or name != "session_lines")]
     have = have or {}
     side = con.cursor()
     storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index")
