@@ -69,6 +69,8 @@ def _print_summary(summary) -> None:
             # Loader messages about one file usually name it already.
             text = s.message if s.message.startswith(s.path) else f"{s.path}: {s.message}"
             (err_console if s.status == "failed" else console).print(escape(text))
+    if summary.dropped_rows:
+        console.print(f"{summary.dropped_rows:,} rows left by an interrupted earlier load were deleted first")
     totals = summary.totals()
     rate = totals["lines"] / summary.seconds if summary.seconds else 0
     console.print(f"{totals['loaded']} loaded, {totals['skipped']} skipped, {totals['failed']} failed; "

@@ -890,6 +890,18 @@ def _table_stream(scanner, name: str, columns: Collection[str] | None):
     return pa.RecordBatchReader.from_batches(first.schema, batches())
 
 
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor on the database ``con`` uses: a DuckDB cursor is a new connection, which starts in
+    the instance's default database, not the one ``con`` switched to (index.connect(bulk=True)
+    attaches the index to an in-memory instance)."""
+    cur = con.cursor()
+    ((name,),) = con.execute("SELECT current_database()").fetchall()
+    ((other,),) = cur.execute("SELECT current_database()").fetchall()
+    if other != name:
+        cur.execute('USE "' + name.replace('"', '""') + '"')
+    return cur
+
+
 def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: dict[str, str], raw_lines, *,
                    transcripts: bool, have: Mapping[str, Collection[str]] | None = None) -> None:
     """Store the scanner's finished tables, each built chunk by chunk as it is stored, and the
@@ -904,7 +916,7 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: di
     plan = [(name, where) for name, where in STORE_PLAN
             if name in statements and (transcripts or name != "session_lines")]
     have = have or {}
-    side = con.cursor()
+    side = cursor(con)
     storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index")
 
     def store(c: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -965,7 +977,7 @@ class _PartWriters:
     (0.4-0.5 s on one core) and the blocks' INSERT (about as long) then run side by side."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source_id: int) -> None:
-        self.con, self.source_id = con.cursor(), source_id
+        self.con, self.source_id = cursor(con), source_id
         self.writers: dict[int, linestore.BlockWriter] = {}
         self._closer: ThreadPoolExecutor | None = None
         self._closing = None

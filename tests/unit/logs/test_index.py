@@ -499,3 +499,72 @@ def test_lookup_tables_hold_every_key_sorted_per_file(tmp_path):
         full, "SELECT count(*) FROM transactions WHERE source_id = ?", [plain_id]) > 0
     with pytest.raises(ValueError, match="lookup_tables=False"):
         index_logs(tmp_path / "narrow.duckdb", [str(plain)], columns={"sessions": ["session_id"]})
+
+
+KILLED_LOAD = """
+import os, sys
+from mailwarden.logs import columnar_postfix, index
+
+real = columnar_postfix.load_file
+
+def load_then_die(con, *args, **kwargs):
+    counts = real(con, *args, **kwargs)
+    con.execute("CHECKPOINT")   # as an automatic checkpoint may have done: the rows are on disk
+    os._exit(9)                 # killed before the file's sources row is written
+
+columnar_postfix.load_file = load_then_die
+index.index_logs(sys.argv[1], [sys.argv[2]], year=2026)
+"""
+
+TABLES_PER_SOURCE = ("sessions", "transactions", "message_ids", "queue_ids", "recipients", "auth_events",
+                     "rejects", "line_blocks", "session_lines")
+
+
+def test_rows_of_a_killed_load_are_deleted_not_doubled(tmp_path, generated_log):
+    """A load killed after some of a file's rows reached the disk leaves rows without a sources
+    row; the next run deletes them before it loads the file again (same source id), so nothing
+    is there twice, and says how many it deleted."""
+    import subprocess
+    import sys
+
+    clean, killed = tmp_path / "clean.duckdb", tmp_path / "killed.duckdb"
+    index_logs(clean, [generated_log], year=2026)
+    proc = subprocess.run([sys.executable, "-c", KILLED_LOAD, str(killed), str(generated_log)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    assert one(killed, "SELECT count(*) FROM sources") == 0
+    left = sum(one(killed, f"SELECT count(*) FROM {t}") for t in TABLES_PER_SOURCE)
+    assert left > 0  # the rows reached the file: this is the case to clean up
+
+    summary = index_logs(killed, [generated_log], year=2026)
+    assert summary.sources[0].status == "loaded"
+    assert summary.dropped_rows == left
+    for table in TABLES_PER_SOURCE:
+        assert rows(killed, f"SELECT * FROM {table} ORDER BY ALL") == rows(clean, f"SELECT * FROM {table} ORDER BY ALL"), table
+    again = index_logs(killed, [generated_log], year=2026)
+    assert again.sources[0].status == "skipped" and again.dropped_rows == 0
+
+
+def test_load_writes_no_wal_and_works_beside_an_open_connection(tmp_path, generated_log):
+    """index_logs attaches the index without write-ahead log and checkpoints each file: no .wal
+    is left and the rows are in the file. With the index already open for writing in this
+    process (DuckDB then refuses a second instance on the file), it loads through that one."""
+    from mailwarden.logs.index import connect
+
+    db = tmp_path / "i.duckdb"
+    index_logs(db, [generated_log], year=2026)
+    assert not Path(str(db) + ".wal").exists()
+    sessions = one(db, "SELECT count(*) FROM sessions")
+    assert sessions > 100
+
+    other = tmp_path / "other.log"
+    write(other, [line.replace("Mar  1", "Mar  3") for line in Path(generated_log).read_text().splitlines()[:400]])
+    held = connect(db)   # a writable connection of this process, kept open during the load
+    try:
+        summary = index_logs(db, [other], year=2026)
+        assert summary.sources[0].status == "loaded"
+        assert held.execute("SELECT count(*) FROM sources").fetchall() == [(2,)]
+        added = held.execute("SELECT count(*) FROM sessions WHERE source_id = 2").fetchall()[0][0]
+    finally:
+        held.close()
+    assert added > 0 and one(db, "SELECT count(*) FROM sessions") == sessions + added
