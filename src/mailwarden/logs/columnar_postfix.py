@@ -617,11 +617,12 @@ def _arrow_table(columns: dict):
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _check_slice(data: bytes) -> None:
-    # What read_csv could not take as it is goes through the clean copy, on both paths alike.
-    if b"\r" in data:
+def _check_slice(data: bytes, seen: int) -> None:
+    """What read_csv could not take as it is goes through the clean copy, on both paths alike.
+    ``seen``: what the scanner saw in these bytes (a CR, a byte that is not ASCII)."""
+    if seen & _pfscan.SAW_CR:
         raise NeedsCleanCopy("CR line ends")
-    if not data.isascii():
+    if seen & _pfscan.SAW_NOT_ASCII:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -720,8 +721,9 @@ def scan_file(path: str, *, source_id: int, first_year: int | None,
             for data in _slices(path, compression, *((0, cut) if part == 0 else (cut, None)), spare=spares[part]):
                 if stop.is_set():
                     return
-                _check_slice(data)
-                _rows, longest, tables = scanner.scan(data)
+                _rows, longest, tables, seen = scanner.scan(data)
+                if seen:
+                    _check_slice(data, seen)
                 if longest > 4 * MAX_LINE_BYTES:
                     raise NeedsCleanCopy("a line over 1 MiB")
                 queue.put((part, first, data, tables))

@@ -67,8 +67,11 @@ CREATE TABLE IF NOT EXISTS transactions (
     session_id     BIGINT,            -- NULL when the session is not in the log (log began mid-flight)
     source_id      INTEGER NOT NULL,
     txn_id         BIGINT NOT NULL,   -- source_id * 10^12 + line number of the transaction's first line
-    queue_id       VARCHAR,
-    message_id     VARCHAR,           -- without angle brackets, as logged
+    -- Queue ids, Message-IDs and remote replies are all different, row after row: DuckDB's
+    -- DICT_FSST finds no repeats to share in them and its FSST half gains about 2x for 3-4x the
+    -- CPU of storing them as they are (1 GiB bench log: 1.0 s of the load for 60 MiB).
+    queue_id       VARCHAR USING COMPRESSION uncompressed,
+    message_id     VARCHAR USING COMPRESSION uncompressed,   -- without angle brackets, as logged
     sender         VARCHAR,           -- envelope sender ('' = null sender)
     size           BIGINT,
     accepted       BOOLEAN NOT NULL DEFAULT false,
@@ -86,13 +89,13 @@ CREATE TABLE IF NOT EXISTS recipients (
     session_id    BIGINT,
     source_id     INTEGER NOT NULL,
     txn_id        BIGINT NOT NULL,
-    queue_id      VARCHAR,
+    queue_id      VARCHAR USING COMPRESSION uncompressed,   -- all different: see transactions
     address       VARCHAR,
     orig_address  VARCHAR,
     status        VARCHAR,            -- sent, deferred, bounced, expired, ...
     relay         VARCHAR,
     dsn           VARCHAR,
-    detail        VARCHAR,            -- the remote reply / reason in parentheses
+    detail        VARCHAR USING COMPRESSION uncompressed,   -- the remote reply / reason in parentheses
     ts            TIMESTAMP,
     lineno        BIGINT NOT NULL
 );
@@ -167,7 +170,7 @@ CREATE TABLE IF NOT EXISTS message_ids (
 );
 
 CREATE TABLE IF NOT EXISTS queue_ids (
-    queue_id    VARCHAR NOT NULL,     -- as in transactions.queue_id
+    queue_id    VARCHAR NOT NULL USING COMPRESSION uncompressed,   -- as in transactions.queue_id
     session_id  BIGINT NOT NULL,
     source_id   INTEGER NOT NULL
 );

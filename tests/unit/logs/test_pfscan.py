@@ -255,15 +255,22 @@ def test_generated_line_mixes_same_rows(tmp_path_factory, text, slice_bytes, two
 # -- the scanner alone: any bytes, never a crash --------------------------------------------------
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.binary(max_size=4000), cut=st.integers(0, 4000))
+@given(data=st.binary(max_size=4000).map(lambda b: b.replace(b"\x00", b"\n")), cut=st.integers(0, 4000))
 def test_scanner_takes_any_bytes(data, cut):
+    from mailwarden.logs._pfscan import SAW_CR, SAW_NOT_ASCII
+
     scanner = Scanner(10**12, 2026, 2026, 3)
     cut = min(cut, len(data))
     rows = 0
     for part in (data[:cut], data[cut:]):  # the caller's slices are arbitrary here too
-        n, longest, tables = scanner.scan(part)
+        n, longest, tables, seen = scanner.scan(part)
+        lines = part.split(b"\n")
+        if part.endswith(b"\n") or not part:
+            lines.pop()   # the text after the last '\n' is a line only when there is some
+        assert n == len(lines)
+        assert longest == max(map(len, lines), default=0)
+        assert seen == (SAW_CR if b"\r" in part else 0) | (0 if part.isascii() else SAW_NOT_ASCII)
         rows += n
-        assert longest <= len(data)
         assert set(tables) == {"auth"}
     tables, counts = scanner.finish()
     assert counts["lines"] == rows
@@ -278,7 +285,7 @@ def test_scanner_huge_fields_and_many_keys():
     lines += [f"Mar  1 10:00:01 mx postfix/postscreen[2]: CONNECT from [10.{i >> 16}.{(i >> 8) & 255}.{i & 255}]"
               f":{i % 60000} to [192.0.2.1]:25" for i in range(200_000)]
     scanner = Scanner(10**12, 2026, 2026, 3)
-    n, longest, _ = scanner.scan(("\n".join(lines) + "\n").encode())
+    n, longest, _, _seen = scanner.scan(("\n".join(lines) + "\n").encode())
     assert n == len(lines) and longest > 900 << 10
     tables, counts = scanner.finish()
     assert tables["sessions"]["session_id"][5] == 200_001  # the clients, and the message's own ("queue")
