@@ -997,7 +997,14 @@ class _PartWriters:
 
     def _close(self) -> int:
         try:
-            return sum(self.writers[part].close() for part in sorted(self.writers))
+            lines = sum(self.writers[part].close() for part in sorted(self.writers))
+            # Write the blocks to the file now, while the halves are merged (one core) and no
+            # other connection writes yet, rather than in the checkpoint after the file, when
+            # nothing else runs: 0.46 -> 0.17 s at the end of the 1 GiB bench log's load. A
+            # checkpoint refused because another write has begun leaves it to that one.
+            with contextlib.suppress(duckdb.TransactionException):
+                self.con.execute("CHECKPOINT")
+            return lines
         finally:
             self.con.close()
 
