@@ -632,8 +632,11 @@ static const char *const SL_NAMES[] = {"session_id", "lineno"};
  * state of a 1 GiB log's 3 M sessions and transactions stays in a few hundred MiB. */
 typedef uint64_t sref;
 #define SREF_NULL ((sref)0xFFFFFF)
+/* The top bit: the string is in the arena the merge took over from the later part (arena2),
+ * which it no longer copies (100 MiB and as many fresh pages on the 1 GiB bench log). */
+#define SREF_AT_B ((sref)1 << 63)
 #define SREF_LEN(r) ((Py_ssize_t)((r) & 0xFFFFFF))
-#define SREF_OFF(r) ((Py_ssize_t)((r) >> 24))
+#define SREF_OFF(r) ((Py_ssize_t)(((r) & ~SREF_AT_B) >> 24))
 #define SREF_IS_NULL(r) (SREF_LEN(r) == 0xFFFFFF)
 
 typedef struct {
@@ -725,6 +728,7 @@ typedef struct {
     session_state *sessions; Py_ssize_t n_sessions, cap_sessions;
     txn_state *txns; Py_ssize_t n_txns, cap_txns;
     buf arena;
+    buf arena2;                     /* the later part's arena, after merge() (SREF_AT_B) */
     /* per line of a session, for session_lines: (line, session index) or (line, -1 - txn index);
      * none without transcripts (Scanner(transcripts=False): 130 MiB for the 1 GiB bench log) */
     buf line_refs;
@@ -806,12 +810,14 @@ static int keep_shared(Scanner *S, sref *field, sv v) {
     do { if ((shared ? keep_shared : keep)(S, &(field), (value)) < 0) return -1; } while (0)
 
 static inline sv got(Scanner *S, sref r) {
-    return SREF_IS_NULL(r) ? NONE : mk(S->arena.p + SREF_OFF(r), SREF_LEN(r));
+    if (SREF_IS_NULL(r)) return NONE;
+    const char *base = (r & SREF_AT_B) ? S->arena2.p : S->arena.p;
+    return mk(base ? base + SREF_OFF(r) : "", SREF_LEN(r));
 }
 
 static int cmp_sv(sv a, sv b) {  /* DuckDB's VARCHAR order: bytes, then length */
     Py_ssize_t n = a.n < b.n ? a.n : b.n;
-    int c = n ? memcmp(a.p, b.p, (size_t)n) : 0;
+    int c = n > 0 ? memcmp(a.p, b.p, (size_t)n) : 0;
     return c ? c : (a.n < b.n ? -1 : a.n > b.n);
 }
 
@@ -1349,8 +1355,8 @@ static PyObject *Scanner_skip(Scanner *S, PyObject *args) {
     return PyLong_FromSsize_t(rows);
 }
 
-static inline sref rebase(sref r, Py_ssize_t off) {
-    return SREF_IS_NULL(r) ? r : r + ((sref)off << 24);
+static inline sref rebase(sref r) {
+    return SREF_IS_NULL(r) ? r : r | SREF_AT_B;
 }
 
 static void fold_min(Scanner *S, sref *a, sref b) {
@@ -1429,18 +1435,6 @@ static void drop_pages(const void *p, size_t n) {
 /* Copied state is dropped in steps of this many bytes. */
 #define DROP_STEP ((size_t)2 << 20)
 
-typedef struct { char *dst; const char *src; size_t n; } copy_job;
-
-static void *copy_bytes(void *arg) {
-    copy_job *job = arg;
-    for (size_t done = 0; done < job->n; done += DROP_STEP) {
-        size_t k = job->n - done < DROP_STEP ? job->n - done : DROP_STEP;
-        memcpy(job->dst + done, job->src + done, k);
-        drop_pages(job->src + done, k);
-    }
-    return NULL;
-}
-
 /* Items [*dropped, upto) of B's array base (each size bytes) are copied: drop them once a step's worth. */
 static void drop_copied(const void *base, size_t size, Py_ssize_t *dropped, Py_ssize_t upto, int last) {
     if (!last && (size_t)(upto - *dropped) * size < DROP_STEP) return;
@@ -1448,44 +1442,37 @@ static void drop_copied(const void *base, size_t size, Py_ssize_t *dropped, Py_s
     *dropped = upto;
 }
 
-static void rebase_session(session_state *b, Py_ssize_t off) {
+static void rebase_session(session_state *b) {
     sref *f[] = {&b->host, &b->prog, &b->ip, &b->name, &b->port, &b->server, &b->auth, &b->tls_info,
                  &b->commands, &b->ended, &b->helo};
-    for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = rebase(*f[k], off);
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = rebase(*f[k]);
 }
 
-static void rebase_txn(txn_state *b, Py_ssize_t off, const int64_t *smap) {
+static void rebase_txn(txn_state *b, const int64_t *smap) {
     sref *f[] = {&b->qid, &b->host, &b->message_id, &b->qmgr_from, &b->size, &b->nrcpt, &b->pickup_from,
                  &b->pickup_uid, &b->subject, &b->score, &b->required, &b->reject_reason, &b->reject_sender};
-    for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = rebase(*f[k], off);
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = rebase(*f[k]);
     if (b->conn_client >= 0) b->conn_client = smap[b->conn_client];
     if (b->conn_any >= 0) b->conn_any = smap[b->conn_any];
 }
 
-/* B's string arena is copied by a second thread while this one moves the rest (0.4-0.5 s on one
- * core for the 1 GiB bench log, most of it fresh pages); the folds, which compare strings, wait
- * for the copy. What is copied of B is dropped as the copy goes (drop_pages): B is unusable
- * once this has begun, and is released by the caller whatever the outcome. */
+/* B's string arena becomes A's second arena (its strings' srefs get SREF_AT_B); the rest of B
+ * is moved into A's arrays, and what is moved of B is dropped as it goes (drop_pages): B is
+ * unusable once this has begun, and is released by the caller whatever the outcome. */
 static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_moved) {
-    Py_ssize_t off = A->arena.n, nbs = B->n_sessions, nbt = B->n_txns;
+    Py_ssize_t nbs = B->n_sessions, nbt = B->n_txns;
     int64_t *smap = malloc((size_t)(nbs + 1) * 8), *tmap = malloc((size_t)(nbt + 1) * 8);
     /* B's sessions and messages that continue one of A's (copies: B's arrays are dropped as they
      * are moved), with their index in A, folded once the strings are copied */
     struct { session_state b; int64_t at; } *fold_s = NULL;
     struct { txn_state b; int64_t at; } *fold_t = NULL;
     Py_ssize_t n_fold_s = 0, cap_fold_s = 0, n_fold_t = 0, cap_fold_t = 0, dropped = 0;
-    int rc = -1, copying = 0;
-    pthread_t copier;
-    copy_job job;
+    int rc = -1;
     *n_moved = 0;
     if (!smap || !tmap) goto out;
-    if (buf_reserve(&A->arena, B->arena.n) < 0) goto out;
-    if (B->arena.n > 0) {
-        job = (copy_job){A->arena.p + off, B->arena.p, (size_t)B->arena.n};
-        /* (a thread costs tens of microseconds: not for the few bytes of a small log's part) */
-        if (B->arena.n >= (64 << 10)) copying = pthread_create(&copier, NULL, copy_bytes, &job) == 0;
-        if (!copying) copy_bytes(&job);
-    }
+    buf_free(&A->arena2);
+    A->arena2 = B->arena;
+    B->arena = (buf){0};
     session_state *sa = grow(A->sessions, &A->cap_sessions, A->n_sessions + nbs + 1, sizeof *sa);
     if (!sa) goto out;
     A->sessions = sa;
@@ -1502,14 +1489,14 @@ static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_mov
             smap[i] = *slot;
             fold_s[n_fold_s].b = *b;
             fold_s[n_fold_s].at = *slot;
-            rebase_session(&fold_s[n_fold_s++].b, off);
+            rebase_session(&fold_s[n_fold_s++].b);
             moved[2 * *n_moved] = b->id;
             moved[2 * *n_moved + 1] = A->sessions[*slot].id;
             (*n_moved)++;
         } else {
             smap[i] = A->n_sessions;
             A->sessions[A->n_sessions] = *b;
-            rebase_session(&A->sessions[A->n_sessions++], off);
+            rebase_session(&A->sessions[A->n_sessions++]);
         }
         drop_copied(B->sessions, sizeof *b, &dropped, i + 1, i + 1 == nbs);
     }
@@ -1524,11 +1511,11 @@ static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_mov
             tmap[j] = *slot;
             fold_t[n_fold_t].b = *b;
             fold_t[n_fold_t].at = *slot;
-            rebase_txn(&fold_t[n_fold_t++].b, off, smap);
+            rebase_txn(&fold_t[n_fold_t++].b, smap);
         } else {
             tmap[j] = A->n_txns;
             A->txns[A->n_txns] = *b;
-            rebase_txn(&A->txns[A->n_txns++], off, smap);
+            rebase_txn(&A->txns[A->n_txns++], smap);
         }
         drop_copied(B->txns, sizeof *b, &dropped, j + 1, j + 1 == nbt);
     }
@@ -1549,7 +1536,7 @@ static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_mov
         delivery d = ((const delivery *)B->deliveries.p)[k];
         d.txn = tmap[d.txn];
         sref *f[] = {&d.qid, &d.address, &d.orig, &d.status, &d.relay, &d.dsn, &d.detail};
-        for (size_t m = 0; m < sizeof f / sizeof *f; m++) *f[m] = rebase(*f[m], off);
+        for (size_t m = 0; m < sizeof f / sizeof *f; m++) *f[m] = rebase(*f[m]);
         buf_put(&A->deliveries, &d, sizeof d);
         drop_copied(B->deliveries.p, sizeof d, &dropped, k + 1, k + 1 == nd);
     }
@@ -1562,13 +1549,11 @@ static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_mov
         if (r.txn >= 0) r.txn = tmap[r.txn];
         sref *f[] = {&r.qid, &r.client_ip, &r.client_name, &r.stage, &r.action, &r.code, &r.dsn, &r.reason,
                      &r.sender, &r.recipient, &r.helo, &r.proto};
-        for (size_t m = 0; m < sizeof f / sizeof *f; m++) *f[m] = rebase(*f[m], off);
+        for (size_t m = 0; m < sizeof f / sizeof *f; m++) *f[m] = rebase(*f[m]);
         buf_put(&A->rejects, &r, sizeof r);
         drop_copied(B->rejects.p, sizeof r, &dropped, k + 1, k + 1 == nr);
     }
-    if (copying) { pthread_join(copier, NULL); copying = 0; }
-    A->arena.n += B->arena.n;
-    /* the folds, now that B's strings are in A's arena: sessions first, as before */
+    /* the folds (B's strings are A's second arena): sessions first, as before */
     for (Py_ssize_t k = 0; k < n_fold_s; k++)
         fold_session(A, &A->sessions[fold_s[k].at], &fold_s[k].b);
     for (Py_ssize_t k = 0; k < n_fold_t; k++)
@@ -1584,7 +1569,6 @@ static int merge_state(Scanner *A, Scanner *B, int64_t *moved, Py_ssize_t *n_mov
     memcpy(A->years, B->years, sizeof A->years);
     rc = 0;
 out:
-    if (copying) pthread_join(copier, NULL);
     free(smap);
     free(tmap);
     free(fold_s);
@@ -2047,7 +2031,8 @@ static void release_state(Scanner *S) {
     map_free(&S->txn);
     free(S->sessions); S->sessions = NULL; S->n_sessions = S->cap_sessions = 0;
     free(S->txns); S->txns = NULL; S->n_txns = S->cap_txns = 0;
-    buf_free(&S->arena); buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
+    buf_free(&S->arena); buf_free(&S->arena2);
+    buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
     free_plan(S);
     free_orders(S);
 }
@@ -2251,7 +2236,7 @@ static void Scanner_dealloc(Scanner *S) {
     map_free(&S->txn);
     free(S->sessions);
     free(S->txns);
-    buf_free(&S->arena);
+    buf_free(&S->arena); buf_free(&S->arena2);
     buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
     free_plan(S);
     table_free(&S->auth);
