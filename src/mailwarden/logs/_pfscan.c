@@ -2294,9 +2294,17 @@ static PyObject *count_lines(PyObject *Py_UNUSED(module), PyObject *args) {
         const char *p = (const char *)view.buf + start, *end = (const char *)view.buf + stop;
         Py_BEGIN_ALLOW_THREADS
 #ifdef __SSE2__
-        const __m128i nlv = _mm_set1_epi8('\n');
-        for (; end - p >= 16; p += 16)
-            n += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nlv)));
+        /* per byte lane, 0 - (-1) for each '\n' (at most 255 blocks before a lane could wrap),
+         * summed by _mm_sad_epu8: no popcount, which x86-64's baseline lacks (gcc's software
+         * one made this 5x slower than a memchr per line) */
+        const __m128i nlv = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+        while (end - p >= 16) {
+            __m128i acc = zero;
+            for (int k = 0; k < 255 && end - p >= 16; k++, p += 16)
+                acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nlv));
+            __m128i sums = _mm_sad_epu8(acc, zero);
+            n += _mm_cvtsi128_si32(sums) + _mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
+        }
         for (; p < end; p++) n += *p == '\n';
 #else
         while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) { n++; p++; }
