@@ -46,10 +46,10 @@ static inline int is_null(sv s) { return s.n < 0; }
  *
  * With SSE2 (every x86-64): 16 candidate positions at a time, kept where both the needle's
  * first and last bytes match, then the bytes in between compared (Mula's "SIMD-friendly"
- * substring search). The needles are short literals (inlined: k is a constant) and the
- * haystacks lines of about 130 bytes, many of them searched for several needles that are not
- * there: memchr for the first byte then memcmp (the fallback below) stopped at every ':' or
- * ' ' of the line, a call each; that search was 8-9% of a 1 GiB log's load. Glibc's memmem
+ * substring search). The needles are short literals and the haystacks lines of about 130
+ * bytes, many of them searched for several needles that are not there: memchr for the first
+ * byte then memcmp (the fallback below) stopped at every ':' or ' ' of the line, a call each
+ * (memchr and memcmp, mostly from here, were 8-9% of a 1 GiB log's load). Glibc's memmem
  * was slower still (0.95 against 0.25 us a line): its two-way set-up costs more than the search.
  * Every load stays inside s: the last block read ends at s.p[s.n - 1]. */
 static inline Py_ssize_t find_scalar(sv s, const char *needle, Py_ssize_t k, Py_ssize_t from) {
@@ -317,19 +317,52 @@ static void col_free(column *c) { buf_free(&c->values); buf_free(&c->data); buf_
 typedef struct { uint64_t key; int64_t val; } slot;
 typedef struct { slot *slots; Py_ssize_t cap, used; } map;
 
+/* A 64-bit key for up to three parts (NULL, empty and the part boundaries all distinct): each
+ * part's length, then its bytes 8 at a time, multiplied and folded in. The maps keep only
+ * this key, so it must spread well; byte-at-a-time FNV did too, at 3-4x the cost (1.6% of the
+ * 1 GiB bench log's load, two keys a line). */
 static uint64_t hash_parts(char kind, sv a, sv b, sv c) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (unsigned char)kind, w;
     sv parts[3] = {a, b, c};
-    h = (h ^ (unsigned char)kind) * 1099511628211ULL;
     for (int i = 0; i < 3; i++) {
-        if (is_null(parts[i])) { h = (h ^ 0xffu) * 1099511628211ULL; continue; }
-        for (Py_ssize_t j = 0; j < parts[i].n; j++)
-            h = (h ^ (unsigned char)parts[i].p[j]) * 1099511628211ULL;
-        h = (h ^ 0x100u) * 1099511628211ULL;  /* separator no byte can fake */
+        if (is_null(parts[i])) {
+            h = (h ^ 0xffULL) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+            continue;
+        }
+        const char *p = parts[i].p;
+        Py_ssize_t n = parts[i].n, j = 0;
+        h = (h ^ (0x100ULL + (uint64_t)n)) * 0xc4ceb9fe1a85ec53ULL;
         h ^= h >> 29;
+        for (; j + 8 <= n; j += 8) {
+            memcpy(&w, p + j, 8);
+            h = (h ^ w) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        if (j < n) {
+            w = 0;
+            memcpy(&w, p + j, (size_t)(n - j));
+            h = (h ^ w) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
     }
     h ^= h >> 33; h *= 0xff51afd7ed558ccdULL; h ^= h >> 33;
     return h ? h : 1;
+}
+
+/* Room for about n keys at once (a load factor of at most a half), so that a big log's map is
+ * not grown and re-hashed ten times over: each re-hash touches every key again, at random. */
+static int map_reserve(map *m, Py_ssize_t n) {
+    Py_ssize_t cap = 1 << 16;
+    while (cap < 2 * n) cap *= 2;
+    if (m->cap >= cap) return 0;
+    if (m->used) return 0;   /* only an empty map: the keys would have to move */
+    slot *slots = calloc((size_t)cap, sizeof(slot));
+    if (!slots) return -1;
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return 0;
 }
 
 static int map_grow(map *m) {
@@ -2208,13 +2241,21 @@ static int wants(PyObject *columns, int table, const char *column) {
 }
 
 static int Scanner_init(Scanner *S, PyObject *args, PyObject *kw) {
-    static char *names[] = {"base", "first_year", "anchor_year", "anchor_month", "transcripts", "columns", NULL};
+    static char *names[] = {"base", "first_year", "anchor_year", "anchor_month", "transcripts", "columns",
+                            "size_hint", NULL};
     long long base = 0;
     int first_year = 0, anchor_year = 2000, anchor_month = 12, transcripts = 1;
     PyObject *columns = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "L|iiipO", names, &base, &first_year, &anchor_year, &anchor_month,
-                                     &transcripts, &columns))
+    Py_ssize_t size_hint = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "L|iiipOn", names, &base, &first_year, &anchor_year, &anchor_month,
+                                     &transcripts, &columns, &size_hint))
         return -1;
+    /* size_hint: the bytes this scanner will read. The maps start big enough for the keys such
+     * a log has (1 GiB bench log: a message every 1.4 KiB; connection keys fewer): no re-hash. */
+    if (size_hint > 0 && (map_reserve(&S->txn, size_hint / 1400) < 0 || map_reserve(&S->conn, size_hint / 1400) < 0)) {
+        PyErr_NoMemory();
+        return -1;
+    }
     S->drop = columns == Py_None ? 0 : D_ALL;
     for (size_t k = 0; columns != Py_None && k < sizeof DROPPABLE / sizeof *DROPPABLE; k++) {
         int in = wants(columns, DROPPABLE[k].table, DROPPABLE[k].column);

@@ -699,11 +699,16 @@ def scan_file(path: str, *, source_id: int, first_year: int | None,
     """
     anchor = anchor or dt.date.today()
 
-    def new_scanner():
-        return _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month,
-                               transcripts=transcripts, columns=columns)
+    try:  # what each scanner reads, so that it sizes its maps once (a compressed file: unknown)
+        size = os.path.getsize(path) if compression in ("none", "", None) else 0
+    except OSError:
+        size = 0
 
-    scanners = [new_scanner()] if cut is None else [new_scanner(), new_scanner()]
+    def new_scanner(part_bytes: int):
+        return _pfscan.Scanner(int(source_id) * ID_BASE, first_year or 0, anchor.year, anchor.month,
+                               transcripts=transcripts, columns=columns, size_hint=part_bytes)
+
+    scanners = ([new_scanner(size)] if cut is None else [new_scanner(cut), new_scanner(max(0, size - cut))])
     # each part's AUTH rows, slice by slice (as Arrow), stored in one INSERT at the end (see
     # store_finished): one per slice took 0.2-0.3 s of this thread's CPU beside the scanners
     auth: list[list] = [[] for _ in scanners]

@@ -464,17 +464,25 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
             finally:
                 shutil.rmtree(tmpdir, ignore_errors=True)
                 if result.status in ("loaded", "reloaded", "renamed"):
-                    con.execute("CHECKPOINT")  # on disk now, whatever happens to the next file
+                    _checkpoint(con, db_path)  # on disk now, whatever happens to the next file
                 result.seconds = round(time.perf_counter() - t0, 3)
                 done_bytes += result.size
                 if progress:
                     progress(f"{os.path.basename(result.path)}: {result.status}", done_bytes)
-        con.execute("CHECKPOINT")
+        _checkpoint(con, db_path)
     finally:
         con.close()
         shutil.rmtree(spill_dir, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _checkpoint(con: duckdb.DuckDBPyConnection, db_path) -> None:
+    """Write what is committed to the file (a bulk connection has no write-ahead log)."""
+    try:
+        con.execute("CHECKPOINT")
+    except duckdb.Error as exc:  # a full disk, say: the loads since the last checkpoint are not kept
+        raise IndexUnavailable(f"{db_path}: cannot write the index: {_one_line(exc)}") from None
 
 
 # Every table with rows per loaded file (sources last: its row says the file is loaded).
