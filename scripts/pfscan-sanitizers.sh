@@ -10,7 +10,9 @@ py=${PYTHON:-python3}
 inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 suffix=$("$py" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 mkdir -p "$tmp/mailwarden/logs"
-gcc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -I"$inc" \
+# PFSCAN_EXTRA_CFLAGS=-U__SSE2__ builds the portable code paths (what a machine without SSE2,
+# e.g. aarch64, runs) instead of the SSE2 ones.
+gcc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer ${PFSCAN_EXTRA_CFLAGS:-} -I"$inc" \
     src/mailwarden/logs/_pfscan.c -o "$tmp/_pfscan$suffix"
 # a package overlay: mailwarden.logs._pfscan resolves to the sanitized build
 cat > "$tmp/sitecustomize.py" <<PY
