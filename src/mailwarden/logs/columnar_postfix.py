@@ -528,7 +528,8 @@ _STORED: dict[str, tuple[str, str, str, tuple]] = {
 
 
 def store_statements(source_id: int, source: str, *, in_order: bool,
-                     have: Mapping[str, Collection[str]] | None = None, lookups: bool = True) -> dict[str, str]:
+                     have: Mapping[str, Collection[str]] | None = None, lookups: bool = True,
+                     transcripts: bool = True) -> dict[str, str]:
     """The INSERT of each index table from its intermediate table (pf_sessions, pf_txn, ...).
 
     ``in_order``: the rows are already in the order the index keeps (the compiled path makes
@@ -538,10 +539,13 @@ def store_statements(source_id: int, source: str, *, in_order: bool,
     ``lookups=False``: an index read by whole-table scans only (a hunt's) stores the AUTH rows
     as they arrived, slice by slice, instead of sorting them by session for look-ups (0.3-0.4 s
     of the 1 GiB bench log's load), and no look-up tables (``lookup_keys``, see lookup_statement).
+    ``transcripts=False``: no ``session_lines``.
     """
     values = {"sid": str(int(source_id)), "src": "'" + source.replace("'", "''") + "'"}
     statements = {}
     for name, (table, intermediate, order, spec) in _STORED.items():
+        if name == "session_lines" and not transcripts:
+            continue
         pairs = [(c, c) if isinstance(c, str) else c for c in spec]
         if have is not None and table in have:
             pairs = [(c, e) for c, e in pairs if c in have[table]]
@@ -569,9 +573,10 @@ def finish_tables(con: duckdb.DuckDBPyConnection, source_id: int, source: str, *
                   transcripts: bool = True, lookups: bool = True,
                   have: Mapping[str, Collection[str]] | None = None) -> None:
     """Fill the index tables from the intermediate tables of the SQL path, one after another."""
-    statements = store_statements(source_id, source, in_order=False, have=have, lookups=lookups)
+    statements = store_statements(source_id, source, in_order=False, have=have, lookups=lookups,
+                                  transcripts=transcripts)
     for name in ("sessions", "recipients", "session_lines", "transactions", "lookup_keys", "auth", "rejects"):
-        if name in statements and (name != "session_lines" or transcripts):
+        if name in statements:
             con.execute(statements[name])
 
 
@@ -859,8 +864,9 @@ def load_file(con: duckdb.DuckDBPyConnection, csv_path: str, *, source_id: int, 
             raw_lines.abort()
             raise
         counts = scanner.finish_begin()
-        statements = store_statements(source_id, source, in_order=True, have=have, lookups=lookups)
-        store_finished(con, scanner, auth, statements, raw_lines, transcripts=transcripts, have=have)
+        statements = store_statements(source_id, source, in_order=True, have=have, lookups=lookups,
+                                      transcripts=transcripts)
+        store_finished(con, scanner, auth, statements, raw_lines, have=have)
         return counts
     finally:
         drop_temp(con)
@@ -901,16 +907,14 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor on the database ``con`` uses: a DuckDB cursor is a new connection, which starts in
     the instance's default database, not the one ``con`` switched to (index.connect(bulk=True)
     attaches the index to an in-memory instance)."""
-    cur = con.cursor()
     ((name,),) = con.execute("SELECT current_database()").fetchall()
-    ((other,),) = cur.execute("SELECT current_database()").fetchall()
-    if other != name:
-        cur.execute('USE "' + name.replace('"', '""') + '"')
+    cur = con.cursor()
+    cur.execute('USE "' + name.replace('"', '""') + '"')
     return cur
 
 
 def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: dict[str, str], raw_lines, *,
-                   transcripts: bool, have: Mapping[str, Collection[str]] | None = None) -> None:
+                   have: Mapping[str, Collection[str]] | None = None) -> None:
     """Store the scanner's finished tables, each built chunk by chunk as it is stored, and the
     AUTH rows (``auth``, the Arrow table scan_file returned), then the look-up tables when
     ``statements`` has them (from the stored transactions, on the connection that stored them).
@@ -920,8 +924,7 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: di
     Only the columns the index's table has are built (all but in a hunt's throw-away index).
     The scanner's state is freed at the end.
     """
-    plan = [(name, where) for name, where in STORE_PLAN
-            if name in statements and (transcripts or name != "session_lines")]
+    plan = [(name, where) for name, where in STORE_PLAN if name in statements]
     have = have or {}
     side = cursor(con)
     storer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-index")
