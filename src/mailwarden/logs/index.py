@@ -420,6 +420,7 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
     con = connect(db_path, bulk=True)
     spill_dir = tempfile.mkdtemp(prefix="mailwarden-spill-")
     done_bytes = 0
+    write_back = _WriteBack(db_path)
     try:
         if columns:
             _narrow(con, str(db_path), columns)
@@ -471,10 +472,47 @@ def index_logs(db_path: str | os.PathLike, paths: Iterable[str], *, year: int | 
                     progress(f"{os.path.basename(result.path)}: {result.status}", done_bytes)
         _checkpoint(con, db_path)
     finally:
+        write_back.stop()
         con.close()
         shutil.rmtree(spill_dir, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _WriteBack:
+    """Has the kernel write the index file's new pages to disk every WRITE_BACK_EVERY seconds
+    while a load runs (fdatasync in a thread of its own), rather than all of them in the
+    checkpoint at its end, when nothing else runs: Linux keeps them in memory until the sync
+    otherwise (0.19 s of waiting at the end of the 1 GiB bench log's load). A failure is left
+    to that checkpoint to report."""
+
+    def __init__(self, db_path) -> None:
+        import threading
+
+        self._stopping = threading.Event()
+        try:
+            self._fd: int | None = os.open(db_path, os.O_RDONLY)
+        except OSError:
+            self._fd, self._thread = None, None
+            return
+        self._thread = threading.Thread(target=self._run, name="mw-writeback", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(WRITE_BACK_EVERY):
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+WRITE_BACK_EVERY = 0.5
 
 
 def _checkpoint(con: duckdb.DuckDBPyConnection, db_path) -> None:

@@ -4,6 +4,7 @@ incremental loading, years, pid reuse, find_sessions, and hostile input."""
 from __future__ import annotations
 
 import bz2
+import contextlib
 import datetime as dt
 import gzip
 import json
@@ -568,3 +569,33 @@ def test_load_writes_no_wal_and_works_beside_an_open_connection(tmp_path, genera
     finally:
         held.close()
     assert added > 0 and one(db, "SELECT count(*) FROM sessions") == sessions + added
+
+
+def test_a_load_leaves_no_thread_or_descriptor_of_its_own(tmp_path, generated_log, monkeypatch):
+    """The write-back thread (index._WriteBack) stops and closes its descriptor of the index
+    at the end of index_logs, also when a file fails; the scanner is released in the end."""
+    import os
+    import threading
+
+    from mailwarden.logs import columnar_postfix, index
+
+    monkeypatch.setattr(index, "WRITE_BACK_EVERY", 0.001)   # it syncs many times during the load
+    released = threading.Event()
+    release = columnar_postfix._release
+    monkeypatch.setattr(columnar_postfix, "_release", lambda scanner: (release(scanner), released.set()))
+    db = tmp_path / "i.duckdb"
+
+    def open_on_db() -> list[str]:
+        fds = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{fd}") == str(db):
+                    fds.append(fd)
+        return fds
+
+    summary = index_logs(db, [generated_log, tmp_path / "missing.log"], year=2026)
+    assert [s.status for s in summary.sources] == ["loaded", "failed"]
+    assert not [t for t in threading.enumerate() if t.name == "mw-writeback"]
+    assert open_on_db() == []
+    assert released.wait(10)
+    assert one(db, "SELECT count(*) FROM sessions") > 100
