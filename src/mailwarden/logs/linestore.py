@@ -97,21 +97,17 @@ def split_block(raw: bytes) -> list[str]:
     return block_text(raw).split("\n")
 
 
-def _binary_column(frames: list[bytes]):
-    """The frames as a pyarrow binary column, FRAMES_PER_CHUNK at a time joined into one chunk.
-    pa.array(frames) took 0.3-0.6 s for the 1 GiB bench log's 140 MiB, holding the GIL (the
-    halves' merge could not begin meanwhile); joining them is a plain copy. One chunk per frame
-    (no copy at all) cost DuckDB more per row than the copy."""
-    import pyarrow as pa
-
-    binary, chunks = pa.binary(), []
-    for at in range(0, len(frames), FRAMES_PER_CHUNK):
-        group = frames[at:at + FRAMES_PER_CHUNK]
-        offsets = array.array("i", itertools.accumulate(map(len, group), initial=0))
-        chunks.append(pa.Array.from_buffers(binary, len(group), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(group))]))
-    return pa.chunked_array(chunks, binary)
+def _joined(frames: list[bytes]) -> tuple[array.array, bytes]:
+    """Frames as one chunk of a binary column: its offsets and its bytes."""
+    return array.array("i", itertools.accumulate(map(len, frames), initial=0)), b"".join(frames)
 
 
+# BlockWriter joins the frames of this many consecutive blocks into one chunk of the Arrow
+# column it inserts, as soon as they are compressed (during the scan, when this thread has
+# little else to do), and lets go of the frames: their memory is used again for the next ones.
+# pa.array(frames) at the end took 0.3-0.6 s of the 1 GiB bench log's load holding the GIL (the
+# halves' merge waited for it) and copied the 140 MiB into fresh pages; one chunk per frame, no
+# copy at all, cost DuckDB more per row than the copy.
 FRAMES_PER_CHUNK = 64
 
 
@@ -137,7 +133,10 @@ class BlockWriter:
         self._pending = b""            # a tail shorter than block_size, not yet submitted
         self._pending_lines = 0
         self._ended = False            # a slice without a final '\n' was seen: the file's end
-        self._blocks: list[tuple[int, Future]] = []   # (lines, future of the frame), in file order
+        self._blocks: list[tuple[int, Future]] = []   # (lines, future of the compression), in file order
+        self._frames: list[bytes | None] = []         # each block's frame, until joined into a chunk
+        self._chunks: list[tuple[array.array, bytes]] = []   # the frames joined (see _join_done)
+        self._n_joined = 0
         self._queued: deque[tuple[Future, int]] = deque()
         self._queued_bytes = 0
         # slices given with a release function: (slice, futures of its blocks, release), in order
@@ -171,6 +170,7 @@ class BlockWriter:
             if release is not None:
                 self._held.append((data, [f for _n, f in self._blocks[first_block:]], release))
             self._release_done()
+            self._join_done()
 
     def _release_done(self) -> None:
         while self._held and all(f.done() for f in self._held[0][1]):
@@ -225,9 +225,32 @@ class BlockWriter:
         self.lines += total
         return total
 
+    def _join_done(self, final: bool = False) -> None:
+        """Join the frames of each FRAMES_PER_CHUNK blocks whose compressions are done into one
+        chunk, in file order; ``final``: all of them, waiting for the compressions (a failed
+        one raises here)."""
+        while self._n_joined < len(self._blocks):
+            end = self._n_joined + FRAMES_PER_CHUNK
+            if end > len(self._blocks):
+                if not final:
+                    return
+                end = len(self._blocks)
+            futures = [future for _n, future in self._blocks[self._n_joined:end]]
+            if not final and not all(future.done() for future in futures):
+                return
+            for future in futures:
+                future.result()
+            self._chunks.append(_joined(self._frames[self._n_joined:end]))
+            self._frames[self._n_joined:end] = [None] * (end - self._n_joined)
+            self._n_joined = end
+
+    def _compress_into(self, index: int, block: bytes | memoryview) -> None:
+        self._frames[index] = _compress_block(block)
+
     def _submit(self, block: bytes | memoryview, n_lines: int) -> None:
         assert self._pool is not None
-        future = self._pool.submit(_compress_block, block)
+        self._frames.append(None)
+        future = self._pool.submit(self._compress_into, len(self._frames) - 1, block)
         self._blocks.append((n_lines, future))
         self._queued.append((future, len(block)))
         self._queued_bytes += len(block)
@@ -244,13 +267,13 @@ class BlockWriter:
             if self._pending:
                 self._submit(self._pending, self._pending_lines)
                 self._pending, self._pending_lines = b"", 0
-            frames = [future.result() for _n, future in self._blocks]
+            self._join_done(final=True)
         except BaseException:
             self.abort()
             raise
         self._shutdown()
         self._closed = True
-        if frames:
+        if self._blocks:
             import pyarrow as pa
 
             firsts, counts = [], []
@@ -260,11 +283,16 @@ class BlockWriter:
                 counts.append(n)
                 lineno += n
             self._blocks.clear()
+            binary = pa.binary()
+            data = pa.chunked_array([pa.Array.from_buffers(binary, len(offsets) - 1, [None, pa.py_buffer(offsets),
+                                                                                       pa.py_buffer(joined)])
+                                     for offsets, joined in self._chunks], binary)
+            self._chunks.clear()
             table = pa.table({
-                "source_id": pa.array([self.source_id] * len(frames), pa.int32()),
+                "source_id": pa.array([self.source_id] * len(firsts), pa.int32()),
                 "first_lineno": pa.array(firsts, pa.int64()),
                 "n_lines": pa.array(counts, pa.int32()),
-                "data": _binary_column(frames),
+                "data": data,
             })
             name = f"mw_line_blocks_{id(self):x}"
             self.con.register(name, table)
@@ -289,6 +317,8 @@ class BlockWriter:
             future.cancel()
         self._shutdown()
         self._blocks.clear()
+        self._frames.clear()
+        self._chunks.clear()
         self._queued.clear()
         self._queued_bytes = 0
         self._pending, self._pending_lines = b"", 0
