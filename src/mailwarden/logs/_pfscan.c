@@ -758,6 +758,7 @@ typedef struct { uint64_t h; sref r; } shared_slot;
 /* A finished table's rows in the index's order (see prepare_order). */
 typedef struct {
     int ready;            /* made by the table's first finish_rows / finish_table */
+    int done;             /* finish_done(): its order (and what only it reads) is freed */
     int busy;             /* a call for this table runs (GIL released): one at a time */
     Py_ssize_t rows;
     void *keys;           /* recip_key, sorted (recipients, rejects); transactions need none */
@@ -2112,6 +2113,10 @@ static PyObject *Scanner_finish_begin(Scanner *S, PyObject *Py_UNUSED(ignored)) 
     failed = plan_finish(S);
     /* session_lines first: its order replaces the line refs, which go (half their memory) */
     if (!failed) failed = prepare_session_lines(S, sl);
+    /* the maps only find open connections and messages while lines come: 64 MiB for the 1 GiB
+     * bench log, given back now for the tables' memory to use (fresh pages are dear, see drop_pages) */
+    map_free(&S->conn);
+    map_free(&S->txn);
     Py_END_ALLOW_THREADS
     if (failed) return PyErr_NoMemory();
     sl->ready = 1;
@@ -2139,6 +2144,7 @@ static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
     }
     table_order *o = &S->order[which];
     if (o->busy) { PyErr_Format(PyExc_RuntimeError, "%s is being built by another thread", name); return NULL; }
+    if (o->done) { PyErr_Format(PyExc_RuntimeError, "%s was declared done (finish_done)", name); return NULL; }
     if (!o->ready) {
         int failed;
         o->busy = 1;
@@ -2202,6 +2208,32 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
     table_free(&t);
     if (!result && !PyErr_Occurred()) PyErr_NoMemory();
     return result;
+}
+
+/* finish_done(name): the table is stored; its order goes, and what only the tables declared done
+ * read (the deliveries: recipients; the reject lines: recipients and rejects), so that their
+ * memory serves what comes next rather than fresh pages (see drop_pages). */
+static PyObject *Scanner_finish_done(Scanner *S, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    int which = -1;
+    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
+    if (which < 0) return PyErr_Format(PyExc_ValueError, "no such table: %s", name);
+    if (S->phase != FINISHING) {
+        PyErr_SetString(PyExc_RuntimeError, "finish_done() needs finish_begin() and no finish_end()");
+        return NULL;
+    }
+    table_order *o = &S->order[which];
+    if (o->busy) return PyErr_Format(PyExc_RuntimeError, "%s is being built by another thread", name);
+    free(o->keys); free(o->lines); free(o->rank_start);
+    o->keys = NULL; o->lines = NULL; o->rank_start = NULL;
+    o->ready = 0;
+    o->done = 1;
+    if (S->order[T_RECIPIENTS].done) {
+        buf_free(&S->deliveries);
+        if (S->order[T_REJECTS].done) buf_free(&S->rejects);
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *Scanner_finish_end(Scanner *S, PyObject *Py_UNUSED(ignored)) {
@@ -2325,6 +2357,9 @@ static PyMethodDef Scanner_methods[] = {
      "finished table, between finish_begin() and finish_end(); a table may be built in any number\n"
      "of ranges, by one thread at a time. columns: the names to build (the others are left out),\n"
      "or None for all."},
+    {"finish_done", (PyCFunction)Scanner_finish_done, METH_VARARGS,
+     "finish_done(name): one finished table is stored; frees what only it (and the tables done\n"
+     "before) needs. finish_table(name) is refused afterwards."},
     {"finish_end", (PyCFunction)Scanner_finish_end, METH_NOARGS,
      "finish_end(): frees the scanner's state (call it when every wanted table is built)."},
     {NULL, NULL, 0, NULL},

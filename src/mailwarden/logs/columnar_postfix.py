@@ -939,6 +939,8 @@ def store_finished(con: duckdb.DuckDBPyConnection, scanner, auth, statements: di
             c.execute(statements[name])
         finally:
             c.unregister(view)
+        if name != "auth":   # its memory serves the tables still to come (scanner.finish_done)
+            scanner.finish_done(name)
 
     try:
         side_done = storer.submit(lambda: [store(side, name) for name, where in plan if where == "side"])
