@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from benchlib import count_lines, cpu_model, mailwarden_command
 
@@ -51,8 +52,19 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS KiB, stdout) of one command under /usr/bin/time -v."""
+class Run(NamedTuple):
+    wall: float    # seconds
+    user: float    # CPU seconds, all threads
+    system: float  # kernel CPU seconds: on this project's VMs mostly page faults, see docs/log-index.md
+    rss: int       # peak, KiB
+    stdout: str
+
+    def cpu(self) -> str:
+        return f"user {self.user:.2f} s, sys {self.system:.2f} s"
+
+
+def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> Run:
+    """Wall, user and system seconds, peak RSS and stdout of one command under /usr/bin/time -v."""
     time_bin = shutil.which("time") or "/usr/bin/time"
     proc = subprocess.run([time_bin, "-v", *cmd], stdout=stdout, stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
@@ -61,7 +73,9 @@ def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, str]:
     parts = [float(p) for p in wall.split(":")]
     seconds = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) == 3 else 0)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return seconds, rss, proc.stdout if isinstance(proc.stdout, str) else ""
+    user, system = (float(re.search(rf"{what} time \(seconds\): (\S+)", proc.stderr).group(1))
+                    for what in ("User", "System"))
+    return Run(seconds, user, system, rss, proc.stdout if isinstance(proc.stdout, str) else "")
 
 
 def main() -> int:
@@ -92,13 +106,15 @@ def main() -> int:
     for round_no in range(1, args.rounds + 1):
         print(f"\nround {round_no} of {args.rounds}")
         print(f"[{load()}]\n$ {shlex.join(pflog_cmd)} > /dev/null", flush=True)
-        p_wall, p_rss, _ = timed(pflog_cmd)
-        print(f"  {p_wall:.2f} s, {lines / p_wall:,.0f} lines/s, peak RSS {p_rss / 1024:.0f} MiB")
+        p_run = timed(pflog_cmd)
+        p_wall = p_run.wall
+        print(f"  {p_wall:.2f} s, {lines / p_wall:,.0f} lines/s, peak RSS {p_run.rss / 1024:.0f} MiB, {p_run.cpu()}")
         for suffix in ("", ".wal"):
             Path(str(args.db) + suffix).unlink(missing_ok=True)
         print(f"[{load()}]\n$ {shlex.join(index_cmd)}   (fresh database)", flush=True)
-        m_wall, m_rss, _ = timed(index_cmd)
-        print(f"  {m_wall:.2f} s, {lines / m_wall:,.0f} lines/s, peak RSS {m_rss / 1024:.0f} MiB, "
+        m_run = timed(index_cmd)
+        m_wall = m_run.wall
+        print(f"  {m_wall:.2f} s, {lines / m_wall:,.0f} lines/s, peak RSS {m_run.rss / 1024:.0f} MiB, {m_run.cpu()}, "
               f"index {args.db.stat().st_size / 2**20:.0f} MiB; this round's ratio {p_wall / m_wall:.2f}x")
         p_walls.append(p_wall)
         m_walls.append(m_wall)
@@ -148,7 +164,7 @@ def main() -> int:
           f"(fresh connection each): median {statistics.median(times):.1f} ms, "
           f"p95 {times[int(0.95 * (len(times) - 1))]:.1f} ms, max {times[-1]:.1f} ms  (target: < 50 ms)")
     find_cmd = [mw, "logs", "find", "--db", str(args.db), "--message-id", picks[0], "--json"]
-    f_wall, _, _ = timed(find_cmd)
+    f_wall = timed(find_cmd).wall
     print(f"$ {shlex.join(find_cmd)}\n  {f_wall * 1000:.0f} ms for the whole command (Python start-up included)")
     return 0
 
