@@ -27,6 +27,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -487,8 +488,6 @@ class _WriteBack:
     to that checkpoint to report."""
 
     def __init__(self, db_path) -> None:
-        import threading
-
         self._stopping = threading.Event()
         try:
             self._fd: int | None = os.open(db_path, os.O_RDONLY)
