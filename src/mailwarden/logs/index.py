@@ -498,9 +498,10 @@ class _WriteBack:
         self._thread.start()
 
     def _run(self) -> None:
+        sync = getattr(os, "fdatasync", os.fsync)   # not every platform has fdatasync
         while not self._stopping.wait(WRITE_BACK_EVERY):
             with contextlib.suppress(OSError):
-                os.fdatasync(self._fd)
+                sync(self._fd)
 
     def stop(self) -> None:
         self._stopping.set()
