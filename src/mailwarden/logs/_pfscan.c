@@ -349,28 +349,28 @@ static uint64_t hash_parts(char kind, sv a, sv b, sv c) {
     return h ? h : 1;
 }
 
-/* cap empty slots. Written, not calloc'ed: calloc's fresh pages are mapped to the shared zero
- * page, so the map's first read of a page and then its first write fault twice, and the second
- * fault (a copy-on-write) flushes the TLB of every core the process runs on, an interrupt each
- * (2% of the 1 GiB bench log's load). Big maps ask for 2 MiB pages: the slots are visited at
- * random, so with 4 KiB pages nearly every look-up missed the TLB. */
-static slot *slots_alloc(Py_ssize_t cap) {
-    size_t bytes = (size_t)cap * sizeof(slot);
+/* Zeroed memory for tables that are read before they are written (the maps' slots, counts):
+ * written here, not calloc'ed. calloc's fresh pages are mapped to the shared zero page, so a
+ * page's first read and then its first write fault twice, and the second fault (a copy-on-write)
+ * flushes the TLB of every core the process runs on, an interrupt each (2% of the 1 GiB bench
+ * log's load). huge_pages (the maps): 2 MiB pages when big, since the slots are visited at
+ * random and with 4 KiB pages nearly every look-up missed the TLB. */
+static void *alloc_zeroed(size_t bytes, int huge_pages) {
     const size_t huge = (size_t)2 << 20;
-    slot *slots;
-    if (bytes >= huge) {
-        void *p = NULL;
+    void *p = NULL;
+    if (huge_pages && bytes >= huge) {
         if (posix_memalign(&p, huge, bytes)) return NULL;
 #ifdef MADV_HUGEPAGE
         madvise(p, bytes, MADV_HUGEPAGE);   /* a hint: refused or not, the memory is the same */
 #endif
-        slots = p;
-    } else if (!(slots = malloc(bytes))) {
+    } else if (!(p = malloc(bytes ? bytes : 1))) {
         return NULL;
     }
-    memset(slots, 0, bytes);
-    return slots;
+    memset(p, 0, bytes);
+    return p;
 }
+
+static slot *slots_alloc(Py_ssize_t cap) { return alloc_zeroed((size_t)cap * sizeof(slot), 1); }
 
 /* Room for about n keys at once (a load factor of at most a half), so that a big log's map is
  * not grown and re-hashed ten times over: each re-hash touches every key again, at random. */
@@ -1968,10 +1968,9 @@ static int emit_recipient(Scanner *S, column *c, const recip_key *key) {
  * where each rank's lines begin (build_rows: the id of the rank). */
 static int prepare_session_lines(Scanner *S, table_order *o) {
     Py_ssize_t nl = S->line_refs.n / (Py_ssize_t)sizeof(line_ref), ranks = S->ranks;
-    int64_t *start = malloc(((size_t)ranks + 2) * 8);   /* not calloc: see slots_alloc */
+    int64_t *start = alloc_zeroed(((size_t)ranks + 2) * 8, 0);
     uint32_t *lines = malloc((size_t)(nl + 1) * sizeof *lines);
     if (!start || !lines) { free(start); free(lines); return -1; }
-    memset(start, 0, ((size_t)ranks + 2) * 8);
     const line_ref *lr = (const line_ref *)S->line_refs.p;
     int64_t *next = start + 1;   /* counts, then the next free position of each rank */
     for (Py_ssize_t k = 0; k < nl; k++)
@@ -2133,10 +2132,15 @@ static int has_name(PyObject *names, const char *name) {
     return in;
 }
 
+/* The index of the finished table called name (TABLE_NAMES), or -1. */
+static int table_index(const char *name) {
+    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) return i;
+    return -1;
+}
+
 /* The table named, its order made (the GIL released while it is made); NULL with an error set. */
 static table_order *table_ready(Scanner *S, const char *name, int *which_out) {
-    int which = -1;
-    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
+    int which = table_index(name);
     if (which < 0) { PyErr_Format(PyExc_ValueError, "no such table: %s", name); return NULL; }
     if (S->phase != FINISHING) {
         PyErr_SetString(PyExc_RuntimeError, "finish_rows()/finish_table() need finish_begin() and no finish_end()");
@@ -2216,8 +2220,7 @@ static PyObject *Scanner_finish_table(Scanner *S, PyObject *args) {
 static PyObject *Scanner_finish_done(Scanner *S, PyObject *args) {
     const char *name;
     if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
-    int which = -1;
-    for (int i = 0; i < N_TABLES; i++) if (!strcmp(name, TABLE_NAMES[i])) which = i;
+    int which = table_index(name);
     if (which < 0) return PyErr_Format(PyExc_ValueError, "no such table: %s", name);
     if (S->phase != FINISHING) {
         PyErr_SetString(PyExc_RuntimeError, "finish_done() needs finish_begin() and no finish_end()");
@@ -2328,13 +2331,7 @@ static int Scanner_init(Scanner *S, PyObject *args, PyObject *kw) {
 }
 
 static void Scanner_dealloc(Scanner *S) {
-    map_free(&S->conn);
-    map_free(&S->txn);
-    free(S->sessions);
-    free(S->txns);
-    buf_free(&S->arena); buf_free(&S->arena2);
-    buf_free(&S->line_refs); buf_free(&S->deliveries); buf_free(&S->rejects);
-    free_plan(S);
+    release_state(S);   /* also the tables' orders of a scanner dropped between finish_begin and finish_end */
     table_free(&S->auth);
     Py_TYPE(S)->tp_free((PyObject *)S);
 }
